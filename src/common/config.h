@@ -1,0 +1,59 @@
+/*
+ * config: a table of typed keys read from one YAML file with libyaml.
+ *
+ * Each binary describes its settings as an array of struct config_key
+ * (dotted path, type, offset into its settings struct, bounds). Values not
+ * in the file keep the defaults the caller put in the struct. Unknown keys,
+ * wrong types, values out of range and YAML syntax errors are reported as
+ * "FILE:LINE:COLUMN: message" with 1-based line and column.
+ */
+#ifndef MTA_CONFIG_H
+#define MTA_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_ERR_MAX 512
+#define CONFIG_LIST_MAX 64  /* items in one list */
+#define CONFIG_STRING_MAX 1024
+
+enum config_type {
+	CONFIG_STRING,   /* char *, malloc'd; default may be NULL */
+	CONFIG_UINT,     /* uint64_t, within [min, max] */
+	CONFIG_SIZE,     /* uint64_t bytes; accepts 123, 10k, 35M, 1G (KiB..) */
+	CONFIG_DURATION, /* uint64_t milliseconds; accepts 30, 30s, 500ms,
+			    5m, 2h, 1d (a bare number is seconds) */
+	CONFIG_BOOL,     /* bool; true/false/yes/no/on/off */
+	CONFIG_ENUM,     /* unsigned index into names[] */
+	CONFIG_LIST,     /* struct config_list of strings */
+};
+
+struct config_list {
+	char **items; /* malloc'd strings */
+	size_t count;
+};
+
+struct config_key {
+	const char *path; /* "timeouts.command" */
+	enum config_type type;
+	size_t offset;    /* offsetof(struct settings, field) */
+	uint64_t min;     /* UINT/SIZE/DURATION bounds, inclusive */
+	uint64_t max;
+	const char *const *names; /* ENUM: NULL-terminated value names */
+};
+
+/*
+ * Reads file into target using keys. Returns 0, or -1 with err holding
+ * "FILE:LINE:COLUMN: message" (or "FILE: strerror" when unreadable).
+ */
+int config_load(const char *file, const struct config_key *keys,
+		size_t nkeys, void *target, char *err, size_t errlen);
+
+/* Sets a list from string literals (defaults). Returns -1 on ENOMEM. */
+int config_list_set(struct config_list *, const char *const *items,
+		    size_t count);
+/* Frees every STRING and LIST field named by keys. */
+void config_free(const struct config_key *keys, size_t nkeys, void *target);
+
+#endif

@@ -1,0 +1,708 @@
+/*
+ * loop: the select() event loop of a worker thread, see loop.h.
+ *
+ * Owns: the watch table (one slot per fd below FD_SETSIZE, Redis ae_select
+ * style) and the master fd_sets that mirror it; the timer min-heap, an array
+ * of pointers to timers embedded in their owners (libuv style: the array is
+ * the only allocation timers cost); the clock; the signal self-pipe and the
+ * sigactions it replaced; the pass-end hooks; the deferred-free list.
+ *
+ * Invariants:
+ * - fd is in rmaster (wmaster) iff watch[fd].fn != NULL and watch[fd].events
+ *   has LOOP_READ (LOOP_WRITE). maxfd is the highest fd with a watch, -1
+ *   when none; nwatch counts the slots with a watch.
+ * - heap[i]->heap_index == i for i < nheap; a timer outside the heap has
+ *   heap_index SIZE_MAX. The heap is ordered by (when, seq), seq being a
+ *   loop-wide arm counter, so equal deadlines fire in arm order.
+ * - epoch grows by one after every select(); a watch installed or replaced
+ *   records the epoch it was made in. Dispatch skips a slot whose epoch is
+ *   the current one: its readiness belongs to the fd it replaced.
+ * - Timer dispatch fires only timers armed before it began (seq below the
+ *   counter at its start). Those have when <= now, later ones have
+ *   when >= now (the clock is monotonic), and ties go to the lower seq, so
+ *   the first later-armed timer at the top means no due one is left.
+ */
+#include "loop.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOOP_HEAP_MIN 16   /* first heap allocation, in timers */
+#define LOOP_DEFER_MIN 16  /* first deferred-free allocation, in entries */
+#define LOOP_SIG_CHUNK 64  /* signal bytes read per dispatch */
+
+struct loop_watch_slot {
+	unsigned events;
+	loop_io_fn *fn; /* NULL: no watch */
+	void *arg;
+	uint64_t epoch; /* loop epoch in which this watch was installed */
+};
+
+struct loop_hook {
+	loop_pass_fn *fn;
+	void *arg;
+};
+
+struct loop_deferred {
+	loop_free_fn *fn;
+	void *ptr;
+};
+
+struct loop_sig_slot {
+	loop_signal_fn *fn;
+	void *arg;
+	bool installed;      /* our handler is in place; old is valid */
+	struct sigaction old; /* restored by loop_free() */
+};
+
+struct loop {
+	struct loop_watch_slot watch[FD_SETSIZE];
+	fd_set rmaster;
+	fd_set wmaster;
+	int maxfd;
+	size_t nwatch;
+	uint64_t epoch;
+
+	struct loop_timer **heap;
+	size_t nheap;
+	size_t heap_cap;
+	uint64_t timer_seq;
+
+	loop_clock_fn *clock_fn; /* NULL: CLOCK_MONOTONIC */
+	void *clock_arg;
+
+	int sig_pipe[2]; /* -1 until the first loop_signal() */
+	struct loop_sig_slot sig[LOOP_MAX_SIGNO + 1];
+
+	struct loop_hook hooks[LOOP_MAX_PASS_HOOKS];
+	size_t nhooks;
+
+	struct loop_deferred *defer;
+	size_t ndefer;
+	size_t defer_cap;
+
+	bool stopping;
+};
+
+/*
+ * The one piece of process state. A signal handler gets no argument, so the
+ * write end of the self-pipe has to be reachable from a static. Only one
+ * loop (the worker's) may own signals at a time; loop_signal() on another
+ * fails with EBUSY. A lock-free atomic is safe to read in a handler
+ * (C11 7.14.1.1) and makes the claim race-free.
+ */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "signal handler needs lock-free int");
+static atomic_int loop_sig_wfd = -1;
+
+static uint64_t
+loop_monotonic_ms(void)
+{
+	struct timespec ts;
+
+	/*
+	 * The only errors are EFAULT and EINVAL, and loop_new() has seen this
+	 * clock work, so this branch is unreachable.
+	 */
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+struct loop *
+loop_new(void)
+{
+	struct loop *l;
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
+		return NULL;
+	l = calloc(1, sizeof *l);
+	if (!l)
+		return NULL;
+	FD_ZERO(&l->rmaster);
+	FD_ZERO(&l->wmaster);
+	l->maxfd = -1;
+	l->sig_pipe[0] = -1;
+	l->sig_pipe[1] = -1;
+	return l;
+}
+
+void
+loop_set_clock(struct loop *l, loop_clock_fn *fn, void *arg)
+{
+	l->clock_fn = fn;
+	l->clock_arg = arg;
+}
+
+uint64_t
+loop_now(const struct loop *l)
+{
+	if (l->clock_fn)
+		return l->clock_fn(l->clock_arg);
+	return loop_monotonic_ms();
+}
+
+/* ---- watches ---- */
+
+static void
+loop_set_events(struct loop *l, int fd, unsigned events)
+{
+	l->watch[fd].events = events & (LOOP_READ | LOOP_WRITE);
+	if (events & LOOP_READ)
+		FD_SET(fd, &l->rmaster);
+	else
+		FD_CLR(fd, &l->rmaster);
+	if (events & LOOP_WRITE)
+		FD_SET(fd, &l->wmaster);
+	else
+		FD_CLR(fd, &l->wmaster);
+}
+
+int
+loop_watch(struct loop *l, int fd, unsigned events, loop_io_fn *fn,
+	   void *arg)
+{
+	struct loop_watch_slot *w;
+
+	if (fd < 0) {
+		errno = EBADF;
+		return -1;
+	}
+	if (fd >= FD_SETSIZE) { /* select() cannot see it */
+		errno = EMFILE;
+		return -1;
+	}
+	if (!fn) {
+		errno = EINVAL;
+		return -1;
+	}
+	w = &l->watch[fd];
+	if (!w->fn) {
+		l->nwatch++;
+		if (fd > l->maxfd)
+			l->maxfd = fd;
+	}
+	w->fn = fn;
+	w->arg = arg;
+	w->epoch = l->epoch;
+	loop_set_events(l, fd, events);
+	return 0;
+}
+
+int
+loop_modify(struct loop *l, int fd, unsigned events)
+{
+	if (fd < 0 || fd >= FD_SETSIZE || !l->watch[fd].fn) {
+		errno = ENOENT;
+		return -1;
+	}
+	loop_set_events(l, fd, events);
+	return 0;
+}
+
+void
+loop_unwatch(struct loop *l, int fd)
+{
+	if (fd < 0 || fd >= FD_SETSIZE || !l->watch[fd].fn)
+		return;
+	loop_set_events(l, fd, 0);
+	l->watch[fd].fn = NULL;
+	l->watch[fd].arg = NULL;
+	l->nwatch--;
+	while (l->maxfd >= 0 && !l->watch[l->maxfd].fn)
+		l->maxfd--;
+}
+
+static bool
+loop_sig_watched(const struct loop *l);
+
+size_t
+loop_watch_count(const struct loop *l)
+{
+	return l->nwatch - (loop_sig_watched(l) ? 1 : 0);
+}
+
+/* ---- timers: binary min-heap ordered by (when, seq) ---- */
+
+static bool
+loop_timer_before(const struct loop_timer *a, const struct loop_timer *b)
+{
+	return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+}
+
+static void
+loop_heap_place(struct loop *l, size_t i, struct loop_timer *t)
+{
+	l->heap[i] = t;
+	t->heap_index = i;
+}
+
+static void
+loop_heap_up(struct loop *l, size_t i)
+{
+	struct loop_timer *t = l->heap[i];
+
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+
+		if (!loop_timer_before(t, l->heap[parent]))
+			break;
+		loop_heap_place(l, i, l->heap[parent]);
+		i = parent;
+	}
+	loop_heap_place(l, i, t);
+}
+
+static void
+loop_heap_down(struct loop *l, size_t i)
+{
+	struct loop_timer *t = l->heap[i];
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= l->nheap)
+			break;
+		if (c + 1 < l->nheap &&
+		    loop_timer_before(l->heap[c + 1], l->heap[c]))
+			c++;
+		if (!loop_timer_before(l->heap[c], t))
+			break;
+		loop_heap_place(l, i, l->heap[c]);
+		i = c;
+	}
+	loop_heap_place(l, i, t);
+}
+
+static void
+loop_heap_remove(struct loop *l, struct loop_timer *t)
+{
+	size_t i = t->heap_index;
+	struct loop_timer *last;
+
+	assert(i < l->nheap && l->heap[i] == t);
+	last = l->heap[--l->nheap];
+	t->heap_index = SIZE_MAX;
+	if (i == l->nheap)
+		return;
+	loop_heap_place(l, i, last);
+	loop_heap_up(l, i);
+	loop_heap_down(l, last->heap_index);
+}
+
+static int
+loop_heap_reserve(struct loop *l)
+{
+	struct loop_timer **heap;
+	size_t cap;
+
+	if (l->nheap < l->heap_cap)
+		return 0;
+	cap = l->heap_cap ? l->heap_cap * 2 : LOOP_HEAP_MIN;
+	if (cap > SIZE_MAX / sizeof *heap) {
+		errno = ENOMEM;
+		return -1;
+	}
+	heap = realloc(l->heap, cap * sizeof *heap);
+	if (!heap)
+		return -1;
+	l->heap = heap;
+	l->heap_cap = cap;
+	return 0;
+}
+
+void
+loop_timer_init(struct loop_timer *t, loop_timer_fn *fn, void *arg)
+{
+	t->when = 0;
+	t->heap_index = SIZE_MAX;
+	t->seq = 0;
+	t->fn = fn;
+	t->arg = arg;
+}
+
+int
+loop_timer_arm(struct loop *l, struct loop_timer *t, uint64_t delay_ms)
+{
+	uint64_t now = loop_now(l);
+
+	t->when = delay_ms > UINT64_MAX - now ? UINT64_MAX : now + delay_ms;
+	t->seq = l->timer_seq++;
+	if (t->heap_index != SIZE_MAX) {
+		assert(t->heap_index < l->nheap && l->heap[t->heap_index] == t);
+		loop_heap_up(l, t->heap_index);
+		loop_heap_down(l, t->heap_index);
+		return 0;
+	}
+	if (loop_heap_reserve(l) < 0)
+		return -1;
+	loop_heap_place(l, l->nheap++, t);
+	loop_heap_up(l, t->heap_index);
+	return 0;
+}
+
+void
+loop_timer_disarm(struct loop *l, struct loop_timer *t)
+{
+	if (t->heap_index != SIZE_MAX)
+		loop_heap_remove(l, t);
+}
+
+bool
+loop_timer_armed(const struct loop_timer *t)
+{
+	return t->heap_index != SIZE_MAX;
+}
+
+/* ---- signals: handler -> self-pipe byte -> loop callback ---- */
+
+static void
+loop_sig_handler(int signo)
+{
+	int saved = errno;
+	int fd = atomic_load(&loop_sig_wfd);
+	unsigned char b = (unsigned char)signo;
+
+	if (fd >= 0) {
+		/*
+		 * A full pipe (EAGAIN) drops the byte: thousands of the same
+		 * signals are already queued, and signals coalesce anyway.
+		 */
+		ssize_t r = write(fd, &b, 1);
+		(void)r;
+	}
+	errno = saved;
+}
+
+static void
+loop_sig_read(struct loop *l, int fd, unsigned events, void *arg)
+{
+	unsigned char buf[LOOP_SIG_CHUNK];
+	ssize_t n;
+
+	(void)events;
+	(void)arg;
+	/* One bounded read per pass; the rest keeps the fd readable. */
+	do
+		n = read(fd, buf, sizeof buf);
+	while (n < 0 && errno == EINTR);
+	/* EAGAIN: a spurious wake-up. Nothing else can fail on our pipe. */
+	for (ssize_t i = 0; i < n; i++) {
+		struct loop_sig_slot *s;
+
+		if (buf[i] == 0 || buf[i] > LOOP_MAX_SIGNO)
+			continue;
+		s = &l->sig[buf[i]];
+		if (s->fn)
+			s->fn(l, buf[i], s->arg);
+	}
+}
+
+static bool
+loop_sig_watched(const struct loop *l)
+{
+	int fd = l->sig_pipe[0];
+
+	return fd >= 0 && fd < FD_SETSIZE && l->watch[fd].fn == loop_sig_read;
+}
+
+static void
+loop_sig_close_pipe(struct loop *l)
+{
+	int expected = l->sig_pipe[1];
+
+	if (l->sig_pipe[0] < 0)
+		return;
+	/* Stop the handler from writing before the fd can be reused. */
+	(void)atomic_compare_exchange_strong(&loop_sig_wfd, &expected, -1);
+	if (loop_sig_watched(l))
+		loop_unwatch(l, l->sig_pipe[0]);
+	/* close() errors leave nothing to undo on a pipe. */
+	(void)close(l->sig_pipe[0]);
+	(void)close(l->sig_pipe[1]);
+	l->sig_pipe[0] = -1;
+	l->sig_pipe[1] = -1;
+}
+
+/* Creates the self-pipe on first use and claims the handler's static. */
+static int
+loop_sig_open(struct loop *l)
+{
+	int expected = -1;
+	int saved;
+
+	if (l->sig_pipe[0] >= 0)
+		return 0;
+	if (atomic_load(&loop_sig_wfd) != -1) {
+		errno = EBUSY;
+		return -1;
+	}
+	if (pipe2(l->sig_pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+		l->sig_pipe[0] = -1;
+		l->sig_pipe[1] = -1;
+		return -1;
+	}
+	if (loop_watch(l, l->sig_pipe[0], LOOP_READ, loop_sig_read, NULL) < 0)
+		goto fail;
+	if (!atomic_compare_exchange_strong(&loop_sig_wfd, &expected,
+					    l->sig_pipe[1])) {
+		errno = EBUSY;
+		goto fail;
+	}
+	return 0;
+fail:
+	saved = errno;
+	loop_sig_close_pipe(l);
+	errno = saved;
+	return -1;
+}
+
+int
+loop_signal(struct loop *l, int signo, loop_signal_fn *fn, void *arg)
+{
+	struct loop_sig_slot *s;
+	struct sigaction sa;
+
+	if (signo <= 0 || signo > LOOP_MAX_SIGNO || !fn) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (loop_sig_open(l) < 0)
+		return -1;
+	s = &l->sig[signo];
+	s->fn = fn;
+	s->arg = arg;
+	if (s->installed)
+		return 0;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = loop_sig_handler;
+	sa.sa_flags = SA_RESTART;
+	if (sigemptyset(&sa.sa_mask) < 0 ||
+	    sigaction(signo, &sa, &s->old) < 0) {
+		s->fn = NULL;
+		s->arg = NULL;
+		return -1;
+	}
+	s->installed = true;
+	return 0;
+}
+
+static void
+loop_sig_restore(struct loop *l)
+{
+	for (int signo = 1; signo <= LOOP_MAX_SIGNO; signo++) {
+		if (!l->sig[signo].installed)
+			continue;
+		/* Cannot fail: the same signo was accepted when installed. */
+		(void)sigaction(signo, &l->sig[signo].old, NULL);
+		l->sig[signo].installed = false;
+	}
+	loop_sig_close_pipe(l);
+}
+
+/* ---- end of pass ---- */
+
+int
+loop_on_pass_end(struct loop *l, loop_pass_fn *fn, void *arg)
+{
+	if (!fn) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (l->nhooks >= LOOP_MAX_PASS_HOOKS) {
+		errno = ENOSPC;
+		return -1;
+	}
+	l->hooks[l->nhooks].fn = fn;
+	l->hooks[l->nhooks].arg = arg;
+	l->nhooks++;
+	return 0;
+}
+
+static int
+loop_defer_reserve(struct loop *l)
+{
+	struct loop_deferred *d;
+	size_t cap;
+
+	if (l->ndefer < l->defer_cap)
+		return 0;
+	cap = l->defer_cap ? l->defer_cap * 2 : LOOP_DEFER_MIN;
+	if (cap > SIZE_MAX / sizeof *d)
+		return -1;
+	d = realloc(l->defer, cap * sizeof *d);
+	if (!d)
+		return -1;
+	l->defer = d;
+	l->defer_cap = cap;
+	return 0;
+}
+
+void
+loop_defer_free(struct loop *l, loop_free_fn *fn, void *ptr)
+{
+	if (!fn)
+		return;
+	/* Out of memory: leak ptr; freeing it now could be a use after free. */
+	if (loop_defer_reserve(l) < 0)
+		return;
+	l->defer[l->ndefer].fn = fn;
+	l->defer[l->ndefer].ptr = ptr;
+	l->ndefer++;
+}
+
+static void
+loop_drain_frees(struct loop *l)
+{
+	/* ndefer is re-read: frees deferred by a free run in this drain. */
+	for (size_t i = 0; i < l->ndefer; i++) {
+		struct loop_deferred d = l->defer[i];
+
+		d.fn(d.ptr);
+	}
+	l->ndefer = 0;
+}
+
+/* ---- the pass ---- */
+
+/* select() timeout in ms, -1 for none: next timer, capped by max_wait_ms. */
+static int
+loop_timeout_ms(const struct loop *l, int max_wait_ms)
+{
+	uint64_t now, wait;
+
+	if (l->nheap == 0)
+		return max_wait_ms < 0 ? -1 : max_wait_ms;
+	now = loop_now(l);
+	wait = l->heap[0]->when > now ? l->heap[0]->when - now : 0;
+	if (wait > INT_MAX)
+		wait = INT_MAX;
+	if (max_wait_ms >= 0 && (uint64_t)max_wait_ms < wait)
+		wait = (uint64_t)max_wait_ms;
+	return (int)wait;
+}
+
+static void
+loop_dispatch_io(struct loop *l, const fd_set *rfds, const fd_set *wfds,
+		 int maxfd, int nready)
+{
+	for (int fd = 0; fd <= maxfd && nready > 0; fd++) {
+		struct loop_watch_slot *w = &l->watch[fd];
+		unsigned events = 0;
+
+		if (FD_ISSET(fd, rfds)) {
+			events |= LOOP_READ;
+			nready--;
+		}
+		if (FD_ISSET(fd, wfds)) {
+			events |= LOOP_WRITE;
+			nready--;
+		}
+		if (!events)
+			continue;
+		/* Re-check: an earlier callback may have removed or replaced it. */
+		if (!w->fn || w->epoch == l->epoch)
+			continue;
+		events &= w->events;
+		if (events)
+			w->fn(l, fd, events, w->arg);
+	}
+}
+
+static void
+loop_dispatch_timers(struct loop *l)
+{
+	uint64_t now = loop_now(l);
+	uint64_t limit = l->timer_seq; /* arms from here on wait a pass */
+
+	while (l->nheap > 0) {
+		struct loop_timer *t = l->heap[0];
+
+		if (t->when > now || t->seq >= limit)
+			break;
+		loop_heap_remove(l, t);
+		t->fn(l, t, t->arg);
+	}
+}
+
+static void
+loop_run_hooks(struct loop *l)
+{
+	for (size_t i = 0; i < l->nhooks; i++)
+		l->hooks[i].fn(l, l->hooks[i].arg);
+}
+
+int
+loop_run_once(struct loop *l, int max_wait_ms)
+{
+	int timeout = loop_timeout_ms(l, max_wait_ms);
+	int maxfd = l->maxfd;
+	fd_set rfds = l->rmaster;
+	fd_set wfds = l->wmaster;
+	struct timeval tv, *tvp = NULL;
+	int n;
+
+	if (timeout >= 0) {
+		tv.tv_sec = timeout / 1000;
+		tv.tv_usec = (timeout % 1000) * 1000;
+		tvp = &tv;
+	}
+	n = select(maxfd + 1, &rfds, &wfds, NULL, tvp);
+	if (n < 0) {
+		if (errno != EINTR)
+			return -1;
+		n = 0; /* a signal: its pipe byte is seen next pass */
+	}
+	l->epoch++;
+	if (n > 0)
+		loop_dispatch_io(l, &rfds, &wfds, maxfd, n);
+	loop_dispatch_timers(l);
+	loop_run_hooks(l);
+	loop_drain_frees(l);
+	return 0;
+}
+
+int
+loop_run(struct loop *l)
+{
+	int rc = 0;
+
+	while (!l->stopping) {
+		if (loop_run_once(l, -1) < 0) {
+			rc = -1;
+			break;
+		}
+	}
+	l->stopping = false;
+	return rc;
+}
+
+void
+loop_stop(struct loop *l)
+{
+	l->stopping = true;
+}
+
+void
+loop_free(struct loop *l)
+{
+	if (!l)
+		return;
+	loop_drain_frees(l);
+	loop_sig_restore(l);
+	/* Owners may still look at their timers: mark them disarmed. */
+	for (size_t i = 0; i < l->nheap; i++)
+		l->heap[i]->heap_index = SIZE_MAX;
+	free(l->heap);
+	free(l->defer);
+	free(l);
+}

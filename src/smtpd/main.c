@@ -1,0 +1,203 @@
+/*
+ * smtpd: command line, start-up and shutdown. Everything else lives in
+ * the smtpd_core library so tests link the real code.
+ *
+ * Exit codes (sysexits): 0 ok, 64 usage, 78 configuration, 1 other.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/select.h>
+#include <unistd.h>
+
+#include "health.h"
+#include "log.h"
+#include "loop.h"
+#include "maildir.h"
+#include "server.h"
+#include "smtpd_config.h"
+
+#define EXIT_USAGE 64
+#define EXIT_CONFIG 78
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+		"usage: smtpd [-c FILE] [--check-config]\n"
+		"       smtpd [-c FILE] health\n"
+		"       smtpd --version | --help\n"
+		"\n"
+		"  -c, --config FILE   YAML configuration (default: built-in "
+		"settings)\n"
+		"      --check-config  validate the configuration and exit\n"
+		"  health              exit 0 when the running smtpd answers "
+		"220\n");
+}
+
+/* select() can't watch fds >= FD_SETSIZE; ask for that many, no more. */
+static void
+raise_fd_limit(struct smtpd_config *cfg)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	rlim_t want = FD_SETSIZE;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
+		want = rl.rlim_max;
+	if (rl.rlim_cur < want) {
+		rl.rlim_cur = want;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur < cfg->max_connections + SMTPD_FD_RESERVE)
+		cfg->max_connections = rl.rlim_cur > 2 * SMTPD_FD_RESERVE
+					       ? rl.rlim_cur - SMTPD_FD_RESERVE
+					       : SMTPD_FD_RESERVE;
+}
+
+static void
+on_stop_signal(struct loop *loop, int signo, void *arg)
+{
+	struct server *srv = arg;
+	(void)loop;
+	struct log_line *l = log_begin(srv->log, LOG_INFO, "smtpd.signal");
+	log_str(l, "signal", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+	log_end(l);
+	server_shutdown(srv);
+}
+
+static void
+log_start_line(struct logger *log, const struct smtpd_config *cfg,
+	       int cleaned)
+{
+	struct log_line *l = log_begin(log, LOG_INFO, "smtpd.start");
+	log_str(l, "version", MTA_VERSION);
+	log_str(l, "hostname", cfg->hostname);
+	log_str(l, "maildir", cfg->maildir);
+	char listen[512] = "";
+	for (size_t i = 0; i < cfg->listen.count; i++) {
+		size_t used = strlen(listen);
+		snprintf(listen + used, sizeof listen - used, "%s%s",
+			 i ? " " : "", cfg->listen.items[i]);
+	}
+	log_str(l, "listen", listen);
+	log_uint(l, "max_connections", cfg->max_connections);
+	log_end(l);
+	if (cleaned > 0) {
+		l = log_begin(log, LOG_INFO, "maildir.tmp_cleaned");
+		log_int(l, "count", cleaned);
+		log_end(l);
+	}
+}
+
+static int
+run(struct smtpd_config *cfg)
+{
+	char err[CONFIG_ERR_MAX];
+	int rc = 1;
+	struct server srv;
+
+	struct maildir *md = maildir_open(cfg->maildir, cfg->hostname, err,
+					  sizeof err);
+	if (!md) {
+		fprintf(stderr, "smtpd: maildir: %s\n", err);
+		return EXIT_CONFIG;
+	}
+	int cleaned = maildir_clean_tmp(md);
+	raise_fd_limit(cfg);
+	signal(SIGPIPE, SIG_IGN);
+	struct loop *loop = loop_new();
+	struct logger *log = log_start("smtpd", (enum log_level)cfg->log_level,
+				       STDOUT_FILENO);
+	if (!loop || !log) {
+		fprintf(stderr, "smtpd: start-up: %s\n", strerror(errno));
+		goto out;
+	}
+	err[0] = '\0';
+	if (server_start(&srv, loop, log, cfg, md, err, sizeof err) != 0) {
+		fprintf(stderr, "smtpd: %s\n", err);
+		goto out;
+	}
+	if (loop_signal(loop, SIGTERM, on_stop_signal, &srv) != 0 ||
+	    loop_signal(loop, SIGINT, on_stop_signal, &srv) != 0) {
+		fprintf(stderr, "smtpd: signals: %s\n", strerror(errno));
+		server_finish(&srv);
+		goto out;
+	}
+	log_start_line(log, cfg, cleaned);
+	rc = loop_run(loop) == 0 ? 0 : 1;
+	server_finish(&srv);
+	loop_run_once(loop, 0); /* deferred frees of the last connections */
+	struct log_line *l = log_begin(log, LOG_INFO, "smtpd.stop");
+	log_int(l, "status", rc);
+	log_end(l);
+out:
+	log_stop(log);
+	loop_free(loop);
+	maildir_close(md);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"check-config", no_argument, NULL, 'C'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *file = NULL;
+	bool check = false;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			file = optarg;
+			break;
+		case 'C':
+			check = true;
+			break;
+		case 'V':
+			printf("smtpd %s\n", MTA_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	bool health = optind < argc && strcmp(argv[optind], "health") == 0;
+	if (optind + (health ? 1 : 0) != argc || (health && check)) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+
+	struct smtpd_config cfg;
+	char err[CONFIG_ERR_MAX];
+	if (smtpd_config_load(&cfg, file, err, sizeof err) != 0) {
+		fprintf(stderr, "%s\n", err);
+		smtpd_config_free(&cfg);
+		return EXIT_CONFIG;
+	}
+	int rc;
+	if (check) {
+		printf("%s: configuration ok\n", file ? file : "(defaults)");
+		rc = 0;
+	} else if (health) {
+		rc = health_check(&cfg);
+	} else {
+		rc = run(&cfg);
+	}
+	smtpd_config_free(&cfg);
+	return rc;
+}

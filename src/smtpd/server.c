@@ -1,0 +1,285 @@
+/*
+ * server: listening sockets, admission limits, group commit hook and
+ * graceful shutdown for one smtpd worker.
+ *
+ * Admission (checked in this order): an fd select() cannot watch, the
+ * global max_connections, then max_connections_per_ip. Refused clients
+ * get their 421 written straight away on the fresh socket (its send
+ * buffer is empty, so the write cannot block) and are closed.
+ * When accept() runs out of descriptors (EMFILE/ENFILE) the listeners are
+ * paused until a connection closes or a second has passed.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "maildir.h"
+#include "smtpd_config.h"
+#include "smtp_reply.h"
+
+#define SERVER_RESUME_MS 1000
+
+static void
+server_set_accepting(struct server *srv, bool on)
+{
+	for (size_t i = 0; i < srv->nlisten; i++)
+		loop_modify(srv->loop, srv->listen_fds[i], on ? LOOP_READ : 0);
+	srv->accept_paused = !on;
+}
+
+static void
+server_refuse(struct server *srv, int fd, const struct sockaddr *peer,
+	      const char *code, const char *text, const char *reason)
+{
+	char msg[SMTP_REPLY_LINE_MAX];
+	int n = snprintf(msg, sizeof msg, "421 %s %s %s\r\n", code,
+			 srv->cfg->hostname, text);
+	if (n > 0)
+		(void)!send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	close(fd);
+
+	char addr[NET_ADDR_STR_MAX];
+	net_addr_host(peer, addr, sizeof addr);
+	struct log_line *l = log_begin(srv->log, LOG_WARN, "conn.refused");
+	log_str(l, "client", addr);
+	log_str(l, "reason", reason);
+	log_end(l);
+}
+
+static void
+server_admit(struct server *srv, int fd, const struct sockaddr *peer,
+	     socklen_t peerlen)
+{
+	const struct smtpd_config *cfg = srv->cfg;
+
+	if (fd >= FD_SETSIZE) {
+		server_refuse(srv, fd, peer, "4.3.2", "Too many connections",
+			      "fd beyond FD_SETSIZE");
+		return;
+	}
+	if (srv->nconns >= cfg->max_connections) {
+		server_refuse(srv, fd, peer, "4.3.2", "Too many connections",
+			      "max_connections");
+		return;
+	}
+	if (cfg->max_connections_per_ip > 0 &&
+	    conn_count_host(srv, peer) >= cfg->max_connections_per_ip) {
+		server_refuse(srv, fd, peer, "4.7.0",
+			      "Too many connections from your address",
+			      "max_connections_per_ip");
+		return;
+	}
+	if (!conn_open(srv, fd, peer, peerlen)) {
+		server_refuse(srv, fd, peer, "4.3.2", "Service unavailable",
+			      strerror(errno));
+	}
+}
+
+static void
+server_accept(struct loop *loop, int lfd, unsigned events, void *arg)
+{
+	struct server *srv = arg;
+	(void)loop;
+	(void)events;
+
+	for (int i = 0; i < SERVER_ACCEPT_BURST && !srv->accept_paused; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof ss;
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &len,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			server_admit(srv, fd, (struct sockaddr *)&ss, len);
+			continue;
+		}
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return;
+		if (errno == EINTR || errno == ECONNABORTED ||
+		    errno == EPROTO)
+			continue;
+		/* Out of descriptors or memory: stop accepting for now. */
+		struct log_line *l = log_begin(srv->log, LOG_WARN,
+					       "accept.paused");
+		log_str(l, "error", strerror(errno));
+		log_uint(l, "connections", srv->nconns);
+		log_end(l);
+		server_set_accepting(srv, false);
+		loop_timer_arm(srv->loop, &srv->resume_timer,
+			       SERVER_RESUME_MS);
+		return;
+	}
+}
+
+static void
+server_resume(struct loop *loop, struct loop_timer *t, void *arg)
+{
+	struct server *srv = arg;
+	(void)loop;
+	(void)t;
+	if (srv->accept_paused && !srv->draining)
+		server_set_accepting(srv, true);
+}
+
+void
+server_conn_closed(struct server *srv)
+{
+	if (srv->accept_paused && !srv->draining) {
+		loop_timer_disarm(srv->loop, &srv->resume_timer);
+		server_set_accepting(srv, true);
+	}
+	if (srv->draining && srv->nconns == 0)
+		loop_stop(srv->loop);
+}
+
+/* Pass-end hook: one group commit for every message finished this pass. */
+static void
+server_commit(struct loop *loop, void *arg)
+{
+	struct server *srv = arg;
+	(void)loop;
+	if (maildir_pending(srv->md) > 0)
+		maildir_flush(srv->md);
+}
+
+static void
+server_drain_expired(struct loop *loop, struct loop_timer *t, void *arg)
+{
+	struct server *srv = arg;
+	(void)t;
+	struct log_line *l = log_begin(srv->log, LOG_WARN, "smtpd.drain_expired");
+	log_uint(l, "connections", srv->nconns);
+	log_end(l);
+	server_each_close(srv);
+	loop_stop(loop);
+}
+
+static void
+server_close_listeners(struct server *srv)
+{
+	for (size_t i = 0; i < srv->nlisten; i++) {
+		loop_unwatch(srv->loop, srv->listen_fds[i]);
+		close(srv->listen_fds[i]);
+	}
+	srv->nlisten = 0;
+}
+
+static int
+server_listen_all(struct server *srv, char *err, size_t errlen)
+{
+	const struct config_list *listen = &srv->cfg->listen;
+
+	for (size_t i = 0; i < listen->count; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+		if (srv->nlisten == SERVER_LISTEN_MAX ||
+		    net_parse_hostport(listen->items[i], &ss, &len) != 0) {
+			snprintf(err, errlen, "listen: bad or too many "
+				 "addresses at '%s'", listen->items[i]);
+			return -1;
+		}
+		int fd = net_listen((struct sockaddr *)&ss, len, 1024);
+		if (fd < 0) {
+			snprintf(err, errlen, "listen %s: %s", listen->items[i],
+				 strerror(errno));
+			return -1;
+		}
+		srv->listen_fds[srv->nlisten++] = fd;
+		if (loop_watch(srv->loop, fd, LOOP_READ, server_accept, srv)) {
+			snprintf(err, errlen, "listen %s: %s", listen->items[i],
+				 strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+server_parse_nets(struct server *srv, char *err, size_t errlen)
+{
+	const struct config_list *nets = &srv->cfg->relay_networks;
+	srv->relay_nets = calloc(nets->count ? nets->count : 1,
+				 sizeof *srv->relay_nets);
+	if (!srv->relay_nets) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < nets->count; i++) {
+		if (cidr_parse(nets->items[i], &srv->relay_nets[i]) != 0) {
+			snprintf(err, errlen, "relay.networks: bad '%s'",
+				 nets->items[i]);
+			return -1;
+		}
+	}
+	srv->ctx.relay_nets = srv->relay_nets;
+	srv->ctx.relay_nets_count = nets->count;
+	return 0;
+}
+
+int
+server_start(struct server *srv, struct loop *loop, struct logger *log,
+	     const struct smtpd_config *cfg, struct maildir *md, char *err,
+	     size_t errlen)
+{
+	memset(srv, 0, sizeof *srv);
+	srv->loop = loop;
+	srv->log = log;
+	srv->cfg = cfg;
+	srv->md = md;
+	srv->ctx.cfg = cfg;
+	srv->ctx.loop = loop;
+	srv->ctx.log = log;
+	srv->ctx.md = md;
+	loop_timer_init(&srv->resume_timer, server_resume, srv);
+	loop_timer_init(&srv->drain_timer, server_drain_expired, srv);
+	if (server_parse_nets(srv, err, errlen) != 0 ||
+	    server_listen_all(srv, err, errlen) != 0 ||
+	    loop_on_pass_end(loop, server_commit, srv) != 0) {
+		if (!err[0])
+			snprintf(err, errlen, "cannot start: %s",
+				 strerror(errno));
+		server_close_listeners(srv);
+		free(srv->relay_nets);
+		srv->relay_nets = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+void
+server_shutdown(struct server *srv)
+{
+	if (srv->draining)
+		return;
+	srv->draining = true;
+	srv->ctx.draining = true;
+	server_close_listeners(srv);
+	struct log_line *l = log_begin(srv->log, LOG_INFO, "smtpd.draining");
+	log_uint(l, "connections", srv->nconns);
+	log_end(l);
+	server_each_shutdown(srv);
+	if (srv->nconns == 0)
+		loop_stop(srv->loop);
+	else
+		loop_timer_arm(srv->loop, &srv->drain_timer,
+			       srv->cfg->timeout_shutdown);
+}
+
+void
+server_finish(struct server *srv)
+{
+	server_each_close(srv);
+	server_close_listeners(srv);
+	loop_timer_disarm(srv->loop, &srv->resume_timer);
+	loop_timer_disarm(srv->loop, &srv->drain_timer);
+	/* Messages whose DATA ended in the last pass still get committed. */
+	if (maildir_pending(srv->md) > 0)
+		maildir_flush(srv->md);
+	free(srv->relay_nets);
+	srv->relay_nets = NULL;
+}

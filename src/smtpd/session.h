@@ -1,0 +1,104 @@
+/*
+ * session: one SMTP server session (RFC 5321) with no sockets in it.
+ *
+ * Bytes go in through session_read_buf()/session_received() (or
+ * session_feed() in tests); replies accumulate in an output buffer the
+ * caller drains with session_output()/session_output_done(). DATA is
+ * streamed to a Maildir tmp file as it arrives and committed through the
+ * Maildir group commit; the 250 is produced only once the file is durable
+ * in new/.
+ *
+ * Backpressure: commands are only executed while the output buffer has
+ * room for the largest reply, so a client that pipelines without reading
+ * replies stalls itself, not the server.
+ */
+#ifndef MTA_SESSION_H
+#define MTA_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "data.h"
+#include "loop.h"
+#include "maildir.h"
+#include "net.h"
+#include "smtp_addr.h"
+#include "smtp_param.h"
+#include "smtp_reply.h"
+
+#define SESSION_LINE_MAX 512 /* command line incl. CRLF, RFC 5321 4.5.3.1.4 */
+#define SESSION_IN_MAX 4096
+#define SESSION_OUT_MAX 4096
+#define SESSION_HELO_MAX 255
+
+/* RFC 5321 4.1.1 states, as the design names them. */
+#define SESSION_STATES(X)                                                    \
+	X(SESSION_INIT)         /* greeted, no HELO/EHLO yet */              \
+	X(SESSION_WAIT)         /* HELO done, no transaction */              \
+	X(SESSION_MAIL_SET)     /* MAIL accepted */                          \
+	X(SESSION_RCPTS_SET)    /* at least one RCPT accepted */             \
+	X(SESSION_WRITING_DATA) /* after 354, streaming to tmp/ */           \
+	X(SESSION_DELIVERING)   /* end of data seen, waiting for commit */   \
+	X(SESSION_CLOSED)       /* last reply queued; close after flush */
+
+#define SESSION_ENUM(name) name,
+enum session_state { SESSION_STATES(SESSION_ENUM) };
+#undef SESSION_ENUM
+
+struct logger;
+struct smtpd_config;
+struct session;
+
+/* What every session shares; owned by the server. */
+struct session_ctx {
+	const struct smtpd_config *cfg;
+	struct loop *loop;
+	struct logger *log;
+	struct maildir *md;
+	const struct cidr *relay_nets;
+	size_t relay_nets_count;
+	bool draining; /* shutting down: finish DATA, refuse the rest */
+	/* Called when a session has new output or wants to close outside
+	 * of a read (timer, commit); may be NULL in tests. */
+	void (*wake)(struct session *, void *arg);
+	void *wake_arg;
+};
+
+const char *session_state_name(enum session_state);
+
+/* Creates a session and queues the 220 greeting. NULL on ENOMEM. */
+struct session *session_new(struct session_ctx *, uint64_t id,
+			    const struct sockaddr *peer, socklen_t peerlen);
+/* Aborts any tmp file, disarms timers, frees. */
+void session_free(struct session *);
+
+enum session_state session_state(const struct session *);
+uint64_t session_id(const struct session *);
+/* Messages accepted in this session so far. */
+unsigned session_msgs(const struct session *);
+const struct sockaddr *session_peer(const struct session *);
+void *session_owner(const struct session *);
+void session_set_owner(struct session *, void *owner);
+
+/* Free input space: the caller reads into it, then session_received(). */
+char *session_read_buf(struct session *, size_t *space);
+/* n bytes were placed in the read buffer; runs what can run. */
+void session_received(struct session *, size_t n);
+/* The peer closed its side (or a read error): abort the transaction. */
+void session_eof(struct session *);
+/* Copies bytes in (as many as fit, repeatedly) and runs them. Tests. */
+size_t session_feed(struct session *, const char *bytes, size_t n);
+/* Re-runs buffered input after output space was freed. */
+void session_resume(struct session *);
+
+/* Pending output. */
+const char *session_output(const struct session *, size_t *len);
+void session_output_done(struct session *, size_t n);
+/* True when the session has said its last word and output is drained. */
+bool session_done(const struct session *);
+/* Server is shutting down: idle sessions get 421 and close. */
+void session_shutdown(struct session *);
+
+#endif

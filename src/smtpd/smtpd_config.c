@@ -1,0 +1,152 @@
+/*
+ * smtpd_config: the key table over struct smtpd_config and the checks that
+ * a single key's type cannot express (CIDR syntax, listen addresses).
+ */
+#include "smtpd_config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <unistd.h>
+
+#include "data.h"
+#include "log.h"
+#include "net.h"
+
+#define KEY(path, type, field, min, max, names)                              \
+	{ path, type, offsetof(struct smtpd_config, field), min, max, names }
+
+static const char *const bare_lf_names[] = {"normalize", "reject", NULL};
+static const char *const level_names[] = {"debug", "info", "warn", "error",
+					  NULL};
+
+#define DAY_MS (24ULL * 3600 * 1000)
+
+static const struct config_key smtpd_keys[] = {
+	KEY("listen", CONFIG_LIST, listen, 0, 0, NULL),
+	KEY("hostname", CONFIG_STRING, hostname, 0, 0, NULL),
+	KEY("maildir", CONFIG_STRING, maildir, 0, 0, NULL),
+	KEY("max_message_size", CONFIG_SIZE, max_message_size, 1024,
+	    1ULL << 40, NULL),
+	KEY("max_recipients", CONFIG_UINT, max_recipients, 1, 100000, NULL),
+	KEY("max_connections", CONFIG_UINT, max_connections, 1, 1000000,
+	    NULL),
+	KEY("max_connections_per_ip", CONFIG_UINT, max_connections_per_ip, 0,
+	    1000000, NULL),
+	KEY("max_received_headers", CONFIG_UINT, max_received_headers, 1,
+	    10000, NULL),
+	KEY("max_errors", CONFIG_UINT, max_errors, 1, 10000, NULL),
+	KEY("bare_lf", CONFIG_ENUM, bare_lf, 0, 0, bare_lf_names),
+	KEY("relay.networks", CONFIG_LIST, relay_networks, 0, 0, NULL),
+	KEY("relay.domains", CONFIG_LIST, relay_domains, 0, 0, NULL),
+	KEY("timeouts.command", CONFIG_DURATION, timeout_command, 100, DAY_MS,
+	    NULL),
+	KEY("timeouts.data", CONFIG_DURATION, timeout_data, 100, DAY_MS, NULL),
+	KEY("timeouts.shutdown", CONFIG_DURATION, timeout_shutdown, 0, DAY_MS,
+	    NULL),
+	KEY("log.level", CONFIG_ENUM, log_level, 0, 0, level_names),
+};
+
+#define NKEYS (sizeof smtpd_keys / sizeof smtpd_keys[0])
+
+static char *
+default_hostname(void)
+{
+	char name[256];
+	if (gethostname(name, sizeof name - 1) != 0 || name[0] == '\0')
+		return strdup("localhost");
+	name[sizeof name - 1] = '\0';
+	return strdup(name);
+}
+
+int
+smtpd_config_defaults(struct smtpd_config *c)
+{
+	static const char *const listen[] = {"0.0.0.0:2525"};
+	static const char *const nets[] = {"127.0.0.0/8", "::1/128"};
+
+	memset(c, 0, sizeof *c);
+	c->hostname = default_hostname();
+	c->maildir = strdup("/var/spool/mta/maildir");
+	c->max_message_size = 35ULL * 1024 * 1024;
+	c->max_recipients = 100;
+	c->max_connections = 1000;
+	c->max_connections_per_ip = 50;
+	c->max_received_headers = 100;
+	c->max_errors = 10;
+	c->bare_lf = DATA_BARE_LF_NORMALIZE;
+	c->timeout_command = 300 * 1000;
+	c->timeout_data = 600 * 1000;
+	c->timeout_shutdown = 30 * 1000;
+	c->log_level = LOG_INFO;
+	if (!c->hostname || !c->maildir ||
+	    config_list_set(&c->listen, listen, 1) != 0 ||
+	    config_list_set(&c->relay_networks, nets, 2) != 0)
+		return -1;
+	return 0;
+}
+
+/* Checks what one key's type can't: every list item must parse. */
+static int
+check_values(struct smtpd_config *c, const char *file, char *err,
+	     size_t errlen)
+{
+	const char *where = file ? file : "(defaults)";
+
+	if (c->listen.count == 0) {
+		snprintf(err, errlen, "%s: listen: needs at least one address",
+			 where);
+		return -1;
+	}
+	for (size_t i = 0; i < c->listen.count; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+		if (net_parse_hostport(c->listen.items[i], &ss, &len) != 0) {
+			snprintf(err, errlen,
+				 "%s: listen: '%s' is not addr:port "
+				 "(e.g. 0.0.0.0:2525 or [::1]:2525)",
+				 where, c->listen.items[i]);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < c->relay_networks.count; i++) {
+		struct cidr net;
+		if (cidr_parse(c->relay_networks.items[i], &net) != 0) {
+			snprintf(err, errlen,
+				 "%s: relay.networks: '%s' is not a network "
+				 "(e.g. 10.0.0.0/8 or fd00::/8)",
+				 where, c->relay_networks.items[i]);
+			return -1;
+		}
+	}
+	if (c->hostname[0] == '\0' || c->maildir[0] == '\0') {
+		snprintf(err, errlen, "%s: hostname and maildir must not be "
+			 "empty", where);
+		return -1;
+	}
+	/* select() cannot watch fds >= FD_SETSIZE. */
+	if (c->max_connections > FD_SETSIZE - SMTPD_FD_RESERVE)
+		c->max_connections = FD_SETSIZE - SMTPD_FD_RESERVE;
+	return 0;
+}
+
+int
+smtpd_config_load(struct smtpd_config *c, const char *file, char *err,
+		  size_t errlen)
+{
+	if (smtpd_config_defaults(c) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (file && config_load(file, smtpd_keys, NKEYS, c, err, errlen) != 0)
+		return -1;
+	return check_values(c, file, err, errlen);
+}
+
+void
+smtpd_config_free(struct smtpd_config *c)
+{
+	config_free(smtpd_keys, NKEYS, c);
+}

@@ -1,0 +1,47 @@
+/*
+ * smtpd_config: the settings of smtpd, their defaults and their YAML keys.
+ * The key names are the user contract (see config/smtpd.yaml).
+ */
+#ifndef MTA_SMTPD_CONFIG_H
+#define MTA_SMTPD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+#define SMTPD_DEFAULT_CONFIG "/etc/mta/smtpd.yaml"
+/* Descriptors kept free for listeners, the maildir, logging and slack. */
+#define SMTPD_FD_RESERVE 32
+
+struct smtpd_config {
+	struct config_list listen;
+	char *hostname;
+	char *maildir;
+	uint64_t max_message_size;
+	uint64_t max_recipients;
+	uint64_t max_connections;
+	uint64_t max_connections_per_ip; /* 0 = no limit */
+	uint64_t max_received_headers;
+	uint64_t max_errors;
+	unsigned bare_lf;                /* enum data_bare_lf */
+	struct config_list relay_networks;
+	struct config_list relay_domains;
+	uint64_t timeout_command;        /* milliseconds */
+	uint64_t timeout_data;
+	uint64_t timeout_shutdown;
+	unsigned log_level;              /* enum log_level */
+};
+
+/* Fills built-in defaults. Returns -1 on ENOMEM. */
+int smtpd_config_defaults(struct smtpd_config *);
+/*
+ * Defaults, then file (when not NULL), then checks that need more than one
+ * key (CIDRs, listen addresses). err gets "FILE:LINE:COL: message".
+ */
+int smtpd_config_load(struct smtpd_config *, const char *file, char *err,
+		      size_t errlen);
+void smtpd_config_free(struct smtpd_config *);
+
+#endif
