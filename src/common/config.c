@@ -2,8 +2,10 @@
  * config: reads one YAML file into a settings struct described by a table
  * of typed keys, using libyaml's event parser.
  *
- * Owns: the parse of one file per config_load() call and the memory of the
- * STRING and LIST fields it stores (each replaced value is freed).
+ * Owns: the parse of one file per config_load() call (the YAML event walk,
+ * key paths, error positions) and the memory of the STRING and LIST fields
+ * it stores (each replaced value is freed). Turning one node into one typed
+ * value, and showing values in messages, is config_value.c's job.
  *
  * Invariants:
  * - The top level is a mapping (or empty). Nested mappings form dotted
@@ -22,21 +24,19 @@
  *   and column of the offending key or value (libyaml marks are 0-based).
  */
 #include "config.h"
+#include "config_value.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 
 #include <yaml.h>
 
 #define CONFIG_FILE_MAX (1024 * 1024) /* bytes read from one file */
 #define CONFIG_PATH_MAX 256           /* a dotted key path */
-#define CONFIG_SHOW_MAX 64            /* bytes of a value quoted in errors */
 
 /* Feeds libyaml from a FILE, counting bytes so the file stays bounded. */
 struct config_reader {
@@ -66,121 +66,32 @@ struct config_ctx {
 	size_t seen_cap;
 };
 
-struct config_unit {
-	const char *name;
-	uint64_t mult;
-};
-
-/* Powers of 1024; "b" is bytes. */
-static const struct config_unit config_size_units[] = {
-	{"", 1},
-	{"b", 1},
-	{"B", 1},
-	{"K", 1024}, /* first of its size: the one error messages use */
-	{"k", 1024},
-	{"KiB", 1024},
-	{"M", 1024 * 1024},
-	{"m", 1024 * 1024},
-	{"MiB", 1024 * 1024},
-	{"G", 1024 * 1024 * 1024},
-	{"g", 1024 * 1024 * 1024},
-	{"GiB", 1024 * 1024 * 1024},
-};
-
-/* Milliseconds; a bare number is seconds. */
-static const struct config_unit config_duration_units[] = {
-	{"", 1000},
-	{"ms", 1},
-	{"s", 1000},
-	{"m", 60 * 1000},
-	{"h", 60 * 60 * 1000},
-	{"d", 24 * 60 * 60 * 1000},
-};
-
-static void
-config_errf(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void
-config_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-/* "FILE:LINE:COLUMN: message" at a libyaml mark. */
+/*
+ * Sets the error: "FILE:LINE:COLUMN: message" at a libyaml mark, or
+ * "FILE: message" without one. Returns -1.
+ */
 static int
-config_fail(struct config_ctx *ctx, yaml_mark_t mark, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+config_fail(struct config_ctx *ctx, const yaml_mark_t *mark,
+	    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static int
-config_fail(struct config_ctx *ctx, yaml_mark_t mark, const char *fmt, ...)
+config_fail(struct config_ctx *ctx, const yaml_mark_t *mark,
+	    const char *fmt, ...)
 {
 	char msg[CONFIG_ERR_MAX];
 	va_list ap;
 
+	if (ctx->err == NULL || ctx->errlen == 0)
+		return -1;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	config_errf(ctx->err, ctx->errlen, "%s:%zu:%zu: %s", ctx->file,
-		    mark.line + 1, mark.column + 1, msg);
+	if (mark == NULL)
+		snprintf(ctx->err, ctx->errlen, "%s: %s", ctx->file, msg);
+	else
+		snprintf(ctx->err, ctx->errlen, "%s:%zu:%zu: %s", ctx->file,
+			 mark->line + 1, mark->column + 1, msg);
 	return -1;
-}
-
-/* Copies a value for an error message: bounded, control bytes as '?'. */
-static void
-config_show(char *dst, size_t cap, const unsigned char *s, size_t n)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < n && o + 4 < cap; i++) {
-		if (i == CONFIG_SHOW_MAX) {
-			memcpy(dst + o, "...", 3);
-			o += 3;
-			break;
-		}
-		dst[o++] = (s[i] < 0x20 || s[i] == 0x7f) ? '?' : (char)s[i];
-	}
-	dst[o] = '\0';
-}
-
-static bool
-config_is_null(const yaml_event_t *ev)
-{
-	static const char *const nulls[] = {"", "~", "null", "Null", "NULL"};
-	const char *v = (const char *)ev->data.scalar.value;
-
-	if (ev->type != YAML_SCALAR_EVENT ||
-	    ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-		return false;
-	for (size_t i = 0; i < sizeof nulls / sizeof nulls[0]; i++)
-		if (strcmp(v, nulls[i]) == 0)
-			return true;
-	return false;
-}
-
-/* What a node is, for "got ..." in messages: 'text', null, a list, ... */
-static void
-config_describe(char *dst, size_t cap, const yaml_event_t *ev)
-{
-	char shown[CONFIG_SHOW_MAX + 4];
-
-	if (ev->type == YAML_MAPPING_START_EVENT) {
-		snprintf(dst, cap, "a mapping");
-	} else if (ev->type == YAML_SEQUENCE_START_EVENT) {
-		snprintf(dst, cap, "a list");
-	} else if (config_is_null(ev)) {
-		snprintf(dst, cap, "null");
-	} else {
-		config_show(shown, sizeof shown, ev->data.scalar.value,
-			    ev->data.scalar.length);
-		snprintf(dst, cap, "'%s'", shown);
-	}
 }
 
 static int
@@ -231,39 +142,32 @@ config_parser_error(struct config_ctx *ctx)
 	yaml_parser_t *p = &ctx->parser;
 	yaml_mark_t mark;
 
-	if (ctx->reader.too_big) {
-		config_errf(ctx->err, ctx->errlen, "%s: larger than %d bytes",
-			    ctx->file, CONFIG_FILE_MAX);
-		return -1;
-	}
-	if (ctx->reader.read_errno) {
-		config_errf(ctx->err, ctx->errlen, "%s: %s", ctx->file,
-			    strerror(ctx->reader.read_errno));
-		return -1;
-	}
-	if (p->error == YAML_MEMORY_ERROR) {
-		config_errf(ctx->err, ctx->errlen, "%s: out of memory",
-			    ctx->file);
-		return -1;
-	}
+	if (ctx->reader.too_big)
+		return config_fail(ctx, NULL, "larger than %d bytes",
+				   CONFIG_FILE_MAX);
+	if (ctx->reader.read_errno)
+		return config_fail(ctx, NULL, "%s",
+				   strerror(ctx->reader.read_errno));
+	if (p->error == YAML_MEMORY_ERROR)
+		return config_fail(ctx, NULL, "out of memory");
 	if (p->error == YAML_READER_ERROR) {
 		config_offset_mark(ctx->reader.fp, p->problem_offset, &mark);
 		if (p->problem_value >= 0)
-			return config_fail(ctx, mark, "%s (byte 0x%02x)",
+			return config_fail(ctx, &mark, "%s (byte 0x%02x)",
 					   p->problem, p->problem_value);
-		return config_fail(ctx, mark, "%s", p->problem);
+		return config_fail(ctx, &mark, "%s", p->problem);
 	}
 	if (p->context != NULL)
-		return config_fail(ctx, p->problem_mark,
+		return config_fail(ctx, &p->problem_mark,
 				   "%s %s (line %zu, column %zu)",
 				   p->problem ? p->problem : "syntax error",
 				   p->context, p->context_mark.line + 1,
 				   p->context_mark.column + 1);
-	return config_fail(ctx, p->problem_mark, "%s",
+	return config_fail(ctx, &p->problem_mark, "%s",
 			   p->problem ? p->problem : "syntax error");
 }
 
-/* Next event; rejects aliases, anchors and tags. Caller deletes ev. */
+/* Next event; rejects aliases, anchors, tags and NUL bytes. */
 static int
 config_next(struct config_ctx *ctx, yaml_event_t *ev)
 {
@@ -273,7 +177,7 @@ config_next(struct config_ctx *ctx, yaml_event_t *ev)
 		return config_parser_error(ctx);
 	switch (ev->type) {
 	case YAML_ALIAS_EVENT:
-		config_fail(ctx, ev->start_mark,
+		config_fail(ctx, &ev->start_mark,
 			    "aliases (*name) are not supported");
 		yaml_event_delete(ev);
 		return -1;
@@ -293,215 +197,18 @@ config_next(struct config_ctx *ctx, yaml_event_t *ev)
 		break;
 	}
 	if (anchor != NULL || tag != NULL) {
-		config_fail(ctx, ev->start_mark, "%s are not supported",
+		config_fail(ctx, &ev->start_mark, "%s are not supported",
 			    anchor ? "anchors (&name)" : "tags (!tag)");
-		yaml_event_delete(ev);
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * Parses an unsigned decimal number followed by an optional unit from
- * units[] (spaces allowed before a unit). Returns 0 with *out set, 1 when
- * the value does not fit in 64 bits, -1 when it is not of that form.
- */
-static int
-config_number(const char *s, const struct config_unit *units, size_t nunits,
-	      uint64_t *out)
-{
-	const char *p = s, *unit;
-	uint64_t n = 0;
-
-	if (*p < '0' || *p > '9')
-		return -1;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		unsigned d = (unsigned)(*p - '0');
-		if (n > (UINT64_MAX - d) / 10)
-			return 1;
-		n = n * 10 + d;
-	}
-	for (unit = p; *unit == ' '; unit++)
-		;
-	if (unit != p && *unit == '\0')
-		return -1;
-	for (size_t i = 0; i < nunits; i++) {
-		if (strcmp(unit, units[i].name) != 0)
-			continue;
-		if (n > UINT64_MAX / units[i].mult)
-			return 1;
-		*out = n * units[i].mult;
+	} else if (ev->type == YAML_SCALAR_EVENT &&
+		   memchr(ev->data.scalar.value, '\0',
+			  ev->data.scalar.length) != NULL) {
+		/* "\0" in double quotes; C string code below would stop there */
+		config_fail(ctx, &ev->start_mark, "NUL bytes are not allowed");
+	} else {
 		return 0;
 	}
+	yaml_event_delete(ev);
 	return -1;
-}
-
-
-/* How bounds are shown in messages: the largest exact unit, 35M or 90s. */
-static const struct config_unit config_size_show[] = {
-	{"K", 1024},
-	{"M", 1024 * 1024},
-	{"G", 1024 * 1024 * 1024},
-};
-
-static const struct config_unit config_duration_show[] = {
-	{"ms", 1},
-	{"s", 1000},
-	{"m", 60 * 1000},
-	{"h", 60 * 60 * 1000},
-	{"d", 24 * 60 * 60 * 1000},
-};
-
-static void
-config_format(char *dst, size_t cap, uint64_t v,
-	      const struct config_unit *units, size_t nunits)
-{
-	const struct config_unit *best = NULL;
-
-	for (size_t i = 0; i < nunits && v != 0; i++)
-		if (v % units[i].mult == 0)
-			best = &units[i]; /* tables ascend */
-	if (best == NULL)
-		snprintf(dst, cap, "%" PRIu64, v);
-	else
-		snprintf(dst, cap, "%" PRIu64 "%s", v / best->mult, best->name);
-}
-
-/* UINT, SIZE and DURATION: parse, check bounds, store. */
-static int
-config_set_number(struct config_ctx *ctx, const struct config_key *key,
-		  const yaml_event_t *ev)
-{
-	static const struct config_unit plain[] = {{"", 1}};
-	const struct config_unit *units = plain, *show = NULL;
-	size_t nunits = 1, nshow = 0;
-	const char *expected = "a whole number";
-	char got[CONFIG_SHOW_MAX + 8], lo[32], hi[32];
-	uint64_t v = 0;
-	int rc;
-
-	if (key->type == CONFIG_SIZE) {
-		units = config_size_units;
-		nunits = sizeof config_size_units / sizeof config_size_units[0];
-		show = config_size_show;
-		nshow = sizeof config_size_show / sizeof config_size_show[0];
-		expected = "a size like 512, 64k, 10M, 1G";
-	} else if (key->type == CONFIG_DURATION) {
-		units = config_duration_units;
-		nunits = sizeof config_duration_units /
-			 sizeof config_duration_units[0];
-		show = config_duration_show;
-		nshow = sizeof config_duration_show /
-			sizeof config_duration_show[0];
-		expected = "a duration like 30s, 5m, 1h";
-	}
-	rc = config_number((const char *)ev->data.scalar.value, units, nunits,
-			   &v);
-	if (rc < 0) {
-		config_describe(got, sizeof got, ev);
-		return config_fail(ctx, ev->start_mark,
-				   "%s: expected %s, got %s", key->path,
-				   expected, got);
-	}
-	if (rc > 0 || v < key->min || v > key->max) {
-		config_format(lo, sizeof lo, key->min, show, nshow);
-		config_format(hi, sizeof hi, key->max, show, nshow);
-		config_show(got, sizeof got, ev->data.scalar.value,
-			    ev->data.scalar.length);
-		return config_fail(ctx, ev->start_mark,
-				   "%s: must be between %s and %s, got %s",
-				   key->path, lo, hi, got);
-	}
-	memcpy(ctx->target + key->offset, &v, sizeof v);
-	return 0;
-}
-
-/* A scalar as a new string (STRING values and LIST items). */
-static int
-config_string(struct config_ctx *ctx, const char *path,
-	      const yaml_event_t *ev, char **out)
-{
-	size_t n = ev->data.scalar.length;
-
-	if (config_is_null(ev))
-		return config_fail(ctx, ev->start_mark,
-				   "%s: expected a string, got null", path);
-	if (memchr(ev->data.scalar.value, '\0', n) != NULL)
-		return config_fail(ctx, ev->start_mark,
-				   "%s: must not contain a NUL byte", path);
-	if (n > CONFIG_STRING_MAX)
-		return config_fail(ctx, ev->start_mark,
-				   "%s: longer than %d bytes", path,
-				   CONFIG_STRING_MAX);
-	*out = malloc(n + 1);
-	if (*out == NULL)
-		return config_fail(ctx, ev->start_mark, "%s: out of memory",
-				   path);
-	memcpy(*out, ev->data.scalar.value, n + 1);
-	return 0;
-}
-
-static int
-config_set_string(struct config_ctx *ctx, const struct config_key *key,
-		  const yaml_event_t *ev)
-{
-	char *s, **field = (char **)(void *)(ctx->target + key->offset);
-
-	if (config_string(ctx, key->path, ev, &s) < 0)
-		return -1;
-	free(*field);
-	*field = s;
-	return 0;
-}
-
-static int
-config_set_bool(struct config_ctx *ctx, const struct config_key *key,
-		const yaml_event_t *ev)
-{
-	static const char *const yes[] = {"true", "yes", "on"};
-	static const char *const no[] = {"false", "no", "off"};
-	const char *v = (const char *)ev->data.scalar.value;
-	char got[CONFIG_SHOW_MAX + 8];
-	bool b;
-
-	for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
-		if (strcasecmp(v, yes[i]) == 0 || strcasecmp(v, no[i]) == 0) {
-			b = strcasecmp(v, yes[i]) == 0;
-			memcpy(ctx->target + key->offset, &b, sizeof b);
-			return 0;
-		}
-	}
-	config_describe(got, sizeof got, ev);
-	return config_fail(ctx, ev->start_mark,
-			   "%s: expected true or false (or yes/no, on/off), "
-			   "got %s",
-			   key->path, got);
-}
-
-static int
-config_set_enum(struct config_ctx *ctx, const struct config_key *key,
-		const yaml_event_t *ev)
-{
-	const char *v = (const char *)ev->data.scalar.value;
-	char got[CONFIG_SHOW_MAX + 8], names[256] = "";
-	size_t o = 0;
-
-	for (unsigned i = 0; key->names != NULL && key->names[i] != NULL;
-	     i++) {
-		if (strlen(v) == ev->data.scalar.length &&
-		    strcasecmp(v, key->names[i]) == 0) {
-			memcpy(ctx->target + key->offset, &i, sizeof i);
-			return 0;
-		}
-		if (o < sizeof names)
-			o += (size_t)snprintf(names + o, sizeof names - o,
-					      "%s%s", i ? "|" : "",
-					      key->names[i]);
-	}
-	config_describe(got, sizeof got, ev);
-	return config_fail(ctx, ev->start_mark,
-			   "%s: expected one of %s, got %s", key->path, names,
-			   got);
 }
 
 static void
@@ -519,9 +226,9 @@ static int
 config_sequence(struct config_ctx *ctx, const struct config_key *key,
 		char **items, size_t *n)
 {
-	char got[CONFIG_SHOW_MAX + 8];
+	char msg[CONFIG_ERR_MAX];
 	yaml_event_t ev;
-	int rc;
+	int rc = 0;
 
 	for (;;) {
 		if (config_next(ctx, &ev) < 0)
@@ -530,21 +237,11 @@ config_sequence(struct config_ctx *ctx, const struct config_key *key,
 			yaml_event_delete(&ev);
 			return 0;
 		}
-		if (ev.type != YAML_SCALAR_EVENT) {
-			config_describe(got, sizeof got, &ev);
-			rc = config_fail(ctx, ev.start_mark,
-					 "%s: list items must be strings, "
-					 "got %s",
-					 key->path, got);
-		} else if (*n == CONFIG_LIST_MAX) {
-			rc = config_fail(ctx, ev.start_mark,
-					 "%s: more than %d items", key->path,
-					 CONFIG_LIST_MAX);
-		} else {
-			rc = config_string(ctx, key->path, &ev, &items[*n]);
-			if (rc == 0)
-				(*n)++;
-		}
+		if (config_value_list_item(key, &ev, *n, &items[*n], msg,
+					   sizeof msg) < 0)
+			rc = config_fail(ctx, &ev.start_mark, "%s", msg);
+		else
+			(*n)++;
 		yaml_event_delete(&ev);
 		if (rc < 0)
 			return -1;
@@ -558,24 +255,26 @@ config_set_list(struct config_ctx *ctx, const struct config_key *key,
 {
 	struct config_list *list =
 		(struct config_list *)(void *)(ctx->target + key->offset);
-	char *items[CONFIG_LIST_MAX], **copy = NULL;
+	char *items[CONFIG_LIST_MAX], **copy = NULL, msg[CONFIG_ERR_MAX];
 	size_t n = 0;
-	int rc;
+	int rc = 0;
 
-	if (ev->type == YAML_MAPPING_START_EVENT || config_is_null(ev))
-		return config_fail(ctx, ev->start_mark,
+	if (ev->type == YAML_MAPPING_START_EVENT || config_value_is_null(ev))
+		return config_fail(ctx, &ev->start_mark,
 				   "%s: expected a list, got %s (write [] "
 				   "for an empty list)",
 				   key->path,
-				   config_is_null(ev) ? "null" : "a mapping");
-	if (ev->type == YAML_SCALAR_EVENT) {
-		rc = config_string(ctx, key->path, ev, &items[0]);
-		n = rc == 0;
-	} else {
+				   config_value_is_null(ev) ? "null"
+							    : "a mapping");
+	if (ev->type != YAML_SCALAR_EVENT)
 		rc = config_sequence(ctx, key, items, &n);
-	}
+	else if (config_value_list_item(key, ev, 0, &items[0], msg,
+					sizeof msg) < 0)
+		rc = config_fail(ctx, &ev->start_mark, "%s", msg);
+	else
+		n = 1;
 	if (rc == 0 && n > 0 && (copy = calloc(n, sizeof *copy)) == NULL)
-		rc = config_fail(ctx, ev->start_mark, "%s: out of memory",
+		rc = config_fail(ctx, &ev->start_mark, "%s: out of memory",
 				 key->path);
 	if (rc < 0) {
 		while (n > 0)
@@ -590,64 +289,45 @@ config_set_list(struct config_ctx *ctx, const struct config_key *key,
 	return 0;
 }
 
-/* The value of a key in the table. */
+/* The value of a key in the table; config_value.c converts all but lists. */
 static int
-config_value(struct config_ctx *ctx, const struct config_key *key)
+config_set_value(struct config_ctx *ctx, const struct config_key *key)
 {
-	static const char *const expected[] = {
-		[CONFIG_STRING] = "a string",
-		[CONFIG_UINT] = "a whole number",
-		[CONFIG_SIZE] = "a size",
-		[CONFIG_DURATION] = "a duration",
-		[CONFIG_BOOL] = "true or false",
-		[CONFIG_ENUM] = "a name",
-		[CONFIG_LIST] = "a list",
-	};
-	char got[CONFIG_SHOW_MAX + 8];
+	char msg[CONFIG_ERR_MAX];
 	yaml_event_t ev;
-	int rc = -1;
+	int rc = 0;
 
 	if (config_next(ctx, &ev) < 0)
 		return -1;
-	if (key->type == CONFIG_LIST) {
+	if (key->type == CONFIG_LIST)
 		rc = config_set_list(ctx, key, &ev);
-	} else if (ev.type != YAML_SCALAR_EVENT) {
-		config_describe(got, sizeof got, &ev);
-		rc = config_fail(ctx, ev.start_mark, "%s: expected %s, got %s",
-				 key->path, expected[key->type], got);
-	} else if (key->type == CONFIG_STRING) {
-		rc = config_set_string(ctx, key, &ev);
-	} else if (key->type == CONFIG_BOOL) {
-		rc = config_set_bool(ctx, key, &ev);
-	} else if (key->type == CONFIG_ENUM) {
-		rc = config_set_enum(ctx, key, &ev);
-	} else {
-		rc = config_set_number(ctx, key, &ev);
-	}
+	else if (config_value_set(key, &ev, ctx->target + key->offset, msg,
+				  sizeof msg) < 0)
+		rc = config_fail(ctx, &ev.start_mark, "%s", msg);
 	yaml_event_delete(&ev);
 	return rc;
 }
 
+/* The key named path, else a key under it (path is then a section). */
 static size_t
-config_find(const struct config_ctx *ctx, const char *path, size_t len)
+config_lookup(const struct config_ctx *ctx, const char *path, size_t len,
+	      bool *section)
 {
-	for (size_t i = 0; i < ctx->nkeys; i++)
-		if (strlen(ctx->keys[i].path) == len &&
-		    memcmp(ctx->keys[i].path, path, len) == 0)
-			return i;
-	return ctx->nkeys;
-}
+	size_t under = ctx->nkeys;
 
-/* A key whose path continues path with ".": path is a section. */
-static size_t
-config_find_section(const struct config_ctx *ctx, const char *path,
-		    size_t len)
-{
-	for (size_t i = 0; i < ctx->nkeys; i++)
-		if (strncmp(ctx->keys[i].path, path, len) == 0 &&
-		    ctx->keys[i].path[len] == '.')
+	for (size_t i = 0; i < ctx->nkeys; i++) {
+		const char *k = ctx->keys[i].path;
+		if (strncmp(k, path, len) != 0) /* so k has len bytes */
+			continue;
+		if (k[len] == '\0') {
+			*section = false;
 			return i;
-	return ctx->nkeys;
+		}
+		if (k[len] == '.' && under == ctx->nkeys)
+			under = i;
+	}
+	*section = true;
+	return under;
 }
 
 /* Records path (a prefix of keys[key].path); -1 when already seen. */
@@ -676,7 +356,7 @@ static int config_mapping(struct config_ctx *ctx, const char *prefix);
 static int
 config_section(struct config_ctx *ctx, const char *path)
 {
-	char got[CONFIG_SHOW_MAX + 8];
+	char got[CONFIG_VALUE_SHOW_CAP];
 	yaml_event_t ev;
 	int rc = 0;
 
@@ -684,9 +364,9 @@ config_section(struct config_ctx *ctx, const char *path)
 		return -1;
 	if (ev.type == YAML_MAPPING_START_EVENT) {
 		rc = config_mapping(ctx, path);
-	} else if (!config_is_null(&ev)) {
-		config_describe(got, sizeof got, &ev);
-		rc = config_fail(ctx, ev.start_mark,
+	} else if (!config_value_is_null(&ev)) {
+		config_value_describe(got, sizeof got, &ev);
+		rc = config_fail(ctx, &ev.start_mark,
 				 "%s: expected a mapping, got %s", path, got);
 	}
 	yaml_event_delete(&ev);
@@ -698,36 +378,32 @@ static int
 config_entry(struct config_ctx *ctx, const char *prefix,
 	     const yaml_event_t *kev)
 {
-	const char *name = (const char *)kev->data.scalar.value;
-	size_t plen = strlen(prefix), nlen = kev->data.scalar.length;
-	size_t len = plen ? plen + 1 + nlen : nlen, idx;
-	char path[CONFIG_PATH_MAX], shown[CONFIG_SHOW_MAX + 8];
+	char path[CONFIG_PATH_MAX], shown[CONFIG_VALUE_SHOW_CAP];
+	size_t plen = strlen(prefix), len, idx = ctx->nkeys;
 	bool section = false;
 
 	if (kev->type != YAML_SCALAR_EVENT) {
-		config_describe(shown, sizeof shown, kev);
-		return config_fail(ctx, kev->start_mark,
+		config_value_describe(shown, sizeof shown, kev);
+		return config_fail(ctx, &kev->start_mark,
 				   "keys must be names, got %s", shown);
 	}
-	snprintf(path, sizeof path, "%s%s%s", prefix, plen ? "." : "", name);
-	idx = config_find(ctx, path, len);
+	len = (plen ? plen + 1 : 0) + kev->data.scalar.length;
+	snprintf(path, sizeof path, "%s%s%s", prefix, plen ? "." : "",
+		 (const char *)kev->data.scalar.value);
+	if (len < sizeof path)
+		idx = config_lookup(ctx, path, len, &section);
 	if (idx == ctx->nkeys) {
-		idx = config_find_section(ctx, path, len);
-		section = true;
-	}
-	if (idx == ctx->nkeys || len >= sizeof path ||
-	    memchr(name, '\0', nlen) != NULL) {
-		config_show(shown, sizeof shown, (const unsigned char *)path,
+		config_value_show(shown, (const unsigned char *)path,
 			    strlen(path));
-		return config_fail(ctx, kev->start_mark, "unknown key '%s'",
+		return config_fail(ctx, &kev->start_mark, "unknown key '%s'",
 				   shown);
 	}
 	if (config_mark_seen(ctx, idx, len) < 0)
-		return config_fail(ctx, kev->start_mark,
+		return config_fail(ctx, &kev->start_mark,
 				   "duplicate key '%s'", path);
 	if (section)
 		return config_section(ctx, path);
-	return config_value(ctx, &ctx->keys[idx]);
+	return config_set_value(ctx, &ctx->keys[idx]);
 }
 
 static int
@@ -769,7 +445,7 @@ config_skip(struct config_ctx *ctx, yaml_event_type_t *type,
 static int
 config_stream(struct config_ctx *ctx)
 {
-	char got[CONFIG_SHOW_MAX + 8];
+	char got[CONFIG_VALUE_SHOW_CAP];
 	yaml_event_type_t type;
 	yaml_mark_t mark;
 	yaml_event_t ev;
@@ -784,9 +460,9 @@ config_stream(struct config_ctx *ctx)
 		return -1;
 	if (ev.type == YAML_MAPPING_START_EVENT) {
 		rc = config_mapping(ctx, "");
-	} else if (!config_is_null(&ev)) {
-		config_describe(got, sizeof got, &ev);
-		rc = config_fail(ctx, ev.start_mark,
+	} else if (!config_value_is_null(&ev)) {
+		config_value_describe(got, sizeof got, &ev);
+		rc = config_fail(ctx, &ev.start_mark,
 				 "the top level must be a mapping of "
 				 "settings, got %s",
 				 got);
@@ -796,7 +472,7 @@ config_stream(struct config_ctx *ctx)
 	    config_skip(ctx, &type, &mark) < 0)
 		return -1;
 	if (type != YAML_STREAM_END_EVENT)
-		return config_fail(ctx, mark,
+		return config_fail(ctx, &mark,
 				   "only one YAML document is allowed");
 	return 0;
 }
@@ -830,21 +506,23 @@ config_load(const char *file, const struct config_key *keys, size_t nkeys,
 	struct stat st;
 	int rc = -1;
 
-	config_errf(err, errlen, "%s", "");
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
 	ctx.reader.fp = fopen(file, "re");
-	if (ctx.reader.fp == NULL) {
-		config_errf(err, errlen, "%s: %s", file, strerror(errno));
-		return -1;
+	if (ctx.reader.fp == NULL)
+		return config_fail(&ctx, NULL, "%s", strerror(errno));
+	if (fstat(fileno(ctx.reader.fp), &st) < 0) {
+		config_fail(&ctx, NULL, "%s", strerror(errno));
+		goto out_close;
 	}
-	if (fstat(fileno(ctx.reader.fp), &st) < 0 || S_ISDIR(st.st_mode)) {
-		config_errf(err, errlen, "%s: %s", file,
-			    strerror(S_ISDIR(st.st_mode) ? EISDIR : errno));
+	if (S_ISDIR(st.st_mode)) {
+		config_fail(&ctx, NULL, "%s", strerror(EISDIR));
 		goto out_close;
 	}
 	ctx.seen_cap = config_seen_cap(keys, nkeys);
 	ctx.seen = calloc(ctx.seen_cap ? ctx.seen_cap : 1, sizeof *ctx.seen);
 	if (ctx.seen == NULL || !yaml_parser_initialize(&ctx.parser)) {
-		config_errf(err, errlen, "%s: out of memory", file);
+		config_fail(&ctx, NULL, "out of memory");
 		goto out_free;
 	}
 	yaml_parser_set_input(&ctx.parser, config_read, &ctx.reader);

@@ -42,8 +42,8 @@
 #include <unistd.h>
 
 #define LOG_CACHE_LINE 64
-#define LOG_SVC_MAX 128   /* escaped "svc" value */
-#define LOG_IOV_BATCH 64  /* slots per writev() */
+#define LOG_SVC_MAX 128  /* escaped "svc" value */
+#define LOG_IOV_BATCH 64 /* slots per writev() */
 #define LOG_TRUNC_MARK ",\"truncated\":true"
 #define LOG_TAIL_RESERVE (sizeof LOG_TRUNC_MARK - 1 + 2) /* mark + "}\n" */
 
@@ -66,7 +66,7 @@ struct logger {
 	_Atomic uint64_t dropped; /* stored by the producer only */
 	uint64_t reported;        /* part of dropped already reported */
 	struct log_line line;
-	char svc[LOG_SVC_MAX];    /* already JSON-escaped */
+	char svc[LOG_SVC_MAX]; /* already JSON-escaped */
 	size_t svc_len;
 	enum log_level min;
 
@@ -85,17 +85,9 @@ struct logger {
 const char *
 log_level_name(enum log_level level)
 {
-	switch (level) {
-	case LOG_DEBUG:
-		return "debug";
-	case LOG_INFO:
-		return "info";
-	case LOG_WARN:
-		return "warn";
-	case LOG_ERROR:
-		return "error";
-	}
-	return "unknown";
+	static const char *const names[] = {"debug", "info", "warn", "error"};
+
+	return (unsigned)level < 4 ? names[level] : "unknown";
 }
 
 /*
@@ -141,8 +133,7 @@ log_utf8_len(const unsigned char *s, size_t n)
  * well-formed UTF-8 become \u00XX, so the output is always valid UTF-8.
  */
 static size_t
-log_escape_span(char *dst, size_t cap, const char *src, size_t n,
-		size_t *used)
+log_escape_span(char *dst, size_t cap, const char *src, size_t n, size_t *used)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *s = (const unsigned char *)src;
@@ -224,7 +215,7 @@ log_line_key(struct log_line *l, const char *key)
 	if (log_line_raw(l, ",\"", 2) < 0)
 		goto fail;
 	w = log_escape_span(l->slot->buf + l->pos, log_line_room(l), key, klen,
-			    &used);
+	                    &used);
 	l->pos += w;
 	if (used < klen || log_line_raw(l, "\":", 2) < 0)
 		goto fail;
@@ -247,8 +238,8 @@ log_line_string(struct log_line *l, size_t start, const char *val, size_t n)
 		return;
 	}
 	l->slot->buf[l->pos++] = '"';
-	w = log_escape_span(l->slot->buf + l->pos, log_line_room(l) - 1, val,
-			    n, &used);
+	w = log_escape_span(l->slot->buf + l->pos, log_line_room(l) - 1, val, n,
+	                    &used);
 	l->pos += w;
 	l->slot->buf[l->pos++] = '"';
 	if (used < n)
@@ -257,8 +248,7 @@ log_line_string(struct log_line *l, size_t start, const char *val, size_t n)
 
 /* Appends one field whose value is the literal text s (number, bool). */
 static void
-log_line_literal(struct log_line *l, const char *key, const char *s,
-		 size_t n)
+log_line_literal(struct log_line *l, const char *key, const char *s, size_t n)
 {
 	size_t start;
 
@@ -321,7 +311,7 @@ log_ms(struct log_line *l, const char *key, uint64_t ms)
 {
 	char num[32];
 	int n = snprintf(num, sizeof num, "%" PRIu64 ".%03u", ms / 1000,
-			 (unsigned)(ms % 1000));
+	                 (unsigned)(ms % 1000));
 
 	if (n > 0)
 		log_line_literal(l, key, num, (size_t)n);
@@ -336,37 +326,60 @@ log_bool(struct log_line *l, const char *key, int val)
 		log_line_literal(l, key, "false", 5);
 }
 
+/*
+ * Civil date of a day count since 1970-01-01 (proleptic Gregorian; H.
+ * Hinnant's days-to-civil). Used instead of gmtime_r(), which takes glibc's
+ * tz lock, because the producer must never lock.
+ */
+static void
+log_civil(long long days, long long *y, int *m, int *d)
+{
+	long long z = days + 719468;
+	long long era = (z >= 0 ? z : z - 146096) / 146097;
+	long long doe = z - era * 146097;
+	long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	long long mp = (5 * doy + 2) / 153;
+
+	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
+	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
+	*y = yoe + era * 400 + (*m <= 2);
+}
+
 /* RFC 3339 section 5.6 in UTC with milliseconds: 2026-11-26T06:00:00.123Z */
 static size_t
 log_format_ts(char *buf, size_t cap)
 {
 	struct timespec ts;
-	struct tm tm;
-	int n;
+	long long days, secs, year;
+	int mon, mday, n;
 
 	if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
 		ts.tv_sec = 0, ts.tv_nsec = 0;
-	if (!gmtime_r(&ts.tv_sec, &tm))
-		memset(&tm, 0, sizeof tm);
-	n = snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		     tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000));
+	days = (long long)ts.tv_sec / 86400;
+	secs = (long long)ts.tv_sec % 86400;
+	if (secs < 0)
+		secs += 86400, days--;
+	log_civil(days, &year, &mon, &mday);
+	n = snprintf(buf, cap, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", year,
+	             mon, mday, (int)(secs / 3600), (int)(secs / 60 % 60),
+	             (int)(secs % 60), (int)(ts.tv_nsec / 1000000));
 	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
 /* Starts a line in the slot at head: ts, level, svc, event. */
 static struct log_line *
 log_line_open(struct logger *lg, size_t head, enum log_level level,
-	      const char *event)
+              const char *event)
 {
 	struct log_line *l = &lg->line;
 	char hdr[LOG_SVC_MAX + 128];
 	char ts[64];
 	size_t tslen = log_format_ts(ts, sizeof ts);
 	int n = snprintf(hdr, sizeof hdr,
-			 "{\"ts\":\"%.*s\",\"level\":\"%s\",\"svc\":\"%.*s\"",
-			 (int)tslen, ts, log_level_name(level),
-			 (int)lg->svc_len, lg->svc);
+	                 "{\"ts\":\"%.*s\",\"level\":\"%s\",\"svc\":\"%.*s\"",
+	                 (int)tslen, ts, log_level_name(level),
+	                 (int)lg->svc_len, lg->svc);
 
 	l->lg = lg;
 	l->slot = &lg->slots[head % LOG_RING_SLOTS];
@@ -413,7 +426,7 @@ log_line_publish(struct log_line *l)
 	atomic_store_explicit(&lg->head, head + 1, memory_order_seq_cst);
 	if (atomic_load_explicit(&lg->sleeping, memory_order_seq_cst) &&
 	    atomic_exchange_explicit(&lg->sleeping, false,
-				     memory_order_seq_cst))
+	                             memory_order_seq_cst))
 		log_wake(lg);
 }
 
@@ -433,7 +446,7 @@ log_begin(struct logger *lg, enum log_level level, const char *event)
 		if (free_slots < 2)
 			goto drop;
 		struct log_line *d =
-			log_line_open(lg, head, LOG_WARN, "log.dropped");
+		    log_line_open(lg, head, LOG_WARN, "log.dropped");
 		log_uint(d, "dropped", dropped - lg->reported);
 		log_line_publish(d);
 		lg->reported = dropped;
@@ -459,8 +472,8 @@ log_dropped(const struct logger *lg)
 {
 	/* The cast only drops const for C11 atomic_load's prototype. */
 	return lg ? atomic_load_explicit((_Atomic uint64_t *)&lg->dropped,
-					 memory_order_relaxed)
-		  : 0;
+	                                 memory_order_relaxed)
+	          : 0;
 }
 
 /* ---- the logger thread ----------------------------------------------- */
@@ -469,7 +482,7 @@ log_dropped(const struct logger *lg)
 static int
 log_wait_writable(int fd)
 {
-	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	struct pollfd p = {.fd = fd, .events = POLLOUT};
 
 	for (;;) {
 		int r = poll(&p, 1, -1);
@@ -522,7 +535,7 @@ log_drain(struct logger *lg)
 
 		while (tail + (size_t)cnt != head && cnt < LOG_IOV_BATCH) {
 			struct log_slot *s =
-				&lg->slots[(tail + (size_t)cnt) % LOG_RING_SLOTS];
+			    &lg->slots[(tail + (size_t)cnt) % LOG_RING_SLOTS];
 			iov[cnt].iov_base = s->buf;
 			iov[cnt].iov_len = s->len;
 			cnt++;
@@ -544,7 +557,8 @@ log_drain_pipe(struct logger *lg)
 		ssize_t r = read(lg->wake[0], buf, sizeof buf);
 		if (r == (ssize_t)sizeof buf || (r < 0 && errno == EINTR))
 			continue;
-		return; /* short read, EAGAIN: empty; other errors: retry later */
+		return; /* short read, EAGAIN: empty; other errors: retry later
+		         */
 	}
 }
 
@@ -552,7 +566,7 @@ log_drain_pipe(struct logger *lg)
 static void
 log_wait(struct logger *lg)
 {
-	struct pollfd p = { .fd = lg->wake[0], .events = POLLIN };
+	struct pollfd p = {.fd = lg->wake[0], .events = POLLIN};
 	size_t tail = atomic_load_explicit(&lg->tail, memory_order_relaxed);
 
 	atomic_store_explicit(&lg->sleeping, true, memory_order_seq_cst);
@@ -574,7 +588,7 @@ log_thread(void *arg)
 	for (;;) {
 		/* Lines published before stop was set are visible after it. */
 		bool stopping =
-			atomic_load_explicit(&lg->stop, memory_order_seq_cst);
+		    atomic_load_explicit(&lg->stop, memory_order_seq_cst);
 		log_drain(lg);
 		if (stopping)
 			return NULL;
@@ -618,8 +632,8 @@ log_start(const char *svc, enum log_level min, int out_fd)
 	lg->min = min;
 	lg->out_fd = out_fd;
 	svc = svc ? svc : "";
-	lg->svc_len = log_escape_span(lg->svc, sizeof lg->svc, svc,
-				      strlen(svc), &used);
+	lg->svc_len =
+	    log_escape_span(lg->svc, sizeof lg->svc, svc, strlen(svc), &used);
 	lg->slots = malloc(sizeof *lg->slots * LOG_RING_SLOTS);
 	if (!lg->slots)
 		goto fail_free;

@@ -222,13 +222,10 @@ loop_unwatch(struct loop *l, int fd)
 		l->maxfd--;
 }
 
-static bool
-loop_sig_watched(const struct loop *l);
-
 size_t
 loop_watch_count(const struct loop *l)
 {
-	return l->nwatch - (loop_sig_watched(l) ? 1 : 0);
+	return l->nwatch - (l->sig_pipe[0] >= 0); /* its pipe is watched */
 }
 
 /* ---- timers: binary min-heap ordered by (when, seq) ---- */
@@ -299,25 +296,27 @@ loop_heap_remove(struct loop *l, struct loop_timer *t)
 	loop_heap_down(l, last->heap_index);
 }
 
-static int
-loop_heap_reserve(struct loop *l)
+/*
+ * Makes room for element n of an array of *cap elements of size bytes,
+ * doubling from min. Returns the (maybe moved) array, NULL/ENOMEM if it
+ * cannot grow; the old array is then untouched.
+ */
+static void *
+loop_grow(void *array, size_t *cap, size_t n, size_t size, size_t min)
 {
-	struct loop_timer **heap;
-	size_t cap;
+	size_t c;
 
-	if (l->nheap < l->heap_cap)
-		return 0;
-	cap = l->heap_cap ? l->heap_cap * 2 : LOOP_HEAP_MIN;
-	if (cap > SIZE_MAX / sizeof *heap) {
+	if (n < *cap)
+		return array;
+	c = *cap ? *cap * 2 : min;
+	if (c > SIZE_MAX / size) {
 		errno = ENOMEM;
-		return -1;
+		return NULL;
 	}
-	heap = realloc(l->heap, cap * sizeof *heap);
-	if (!heap)
-		return -1;
-	l->heap = heap;
-	l->heap_cap = cap;
-	return 0;
+	array = realloc(array, c * size);
+	if (array)
+		*cap = c;
+	return array;
 }
 
 void
@@ -334,6 +333,7 @@ int
 loop_timer_arm(struct loop *l, struct loop_timer *t, uint64_t delay_ms)
 {
 	uint64_t now = loop_now(l);
+	struct loop_timer **heap;
 
 	t->when = delay_ms > UINT64_MAX - now ? UINT64_MAX : now + delay_ms;
 	t->seq = l->timer_seq++;
@@ -343,8 +343,11 @@ loop_timer_arm(struct loop *l, struct loop_timer *t, uint64_t delay_ms)
 		loop_heap_down(l, t->heap_index);
 		return 0;
 	}
-	if (loop_heap_reserve(l) < 0)
+	heap = loop_grow(l->heap, &l->heap_cap, l->nheap, sizeof *heap,
+			 LOOP_HEAP_MIN);
+	if (!heap)
 		return -1;
+	l->heap = heap;
 	loop_heap_place(l, l->nheap++, t);
 	loop_heap_up(l, t->heap_index);
 	return 0;
@@ -374,8 +377,8 @@ loop_sig_handler(int signo)
 
 	if (fd >= 0) {
 		/*
-		 * A full pipe (EAGAIN) drops the byte: thousands of the same
-		 * signals are already queued, and signals coalesce anyway.
+		 * A full pipe (EAGAIN) drops the byte: 64 KiB of signals are
+		 * already waiting, and the kernel coalesces them anyway.
 		 */
 		ssize_t r = write(fd, &b, 1);
 		(void)r;
@@ -407,14 +410,6 @@ loop_sig_read(struct loop *l, int fd, unsigned events, void *arg)
 	}
 }
 
-static bool
-loop_sig_watched(const struct loop *l)
-{
-	int fd = l->sig_pipe[0];
-
-	return fd >= 0 && fd < FD_SETSIZE && l->watch[fd].fn == loop_sig_read;
-}
-
 static void
 loop_sig_close_pipe(struct loop *l)
 {
@@ -424,8 +419,7 @@ loop_sig_close_pipe(struct loop *l)
 		return;
 	/* Stop the handler from writing before the fd can be reused. */
 	(void)atomic_compare_exchange_strong(&loop_sig_wfd, &expected, -1);
-	if (loop_sig_watched(l))
-		loop_unwatch(l, l->sig_pipe[0]);
+	loop_unwatch(l, l->sig_pipe[0]);
 	/* close() errors leave nothing to undo on a pipe. */
 	(void)close(l->sig_pipe[0]);
 	(void)close(l->sig_pipe[1]);
@@ -451,19 +445,22 @@ loop_sig_open(struct loop *l)
 		l->sig_pipe[1] = -1;
 		return -1;
 	}
-	if (loop_watch(l, l->sig_pipe[0], LOOP_READ, loop_sig_read, NULL) < 0)
-		goto fail;
+	if (loop_watch(l, l->sig_pipe[0], LOOP_READ, loop_sig_read, NULL) < 0) {
+		saved = errno;
+		(void)close(l->sig_pipe[0]);
+		(void)close(l->sig_pipe[1]);
+		l->sig_pipe[0] = -1;
+		l->sig_pipe[1] = -1;
+		errno = saved;
+		return -1;
+	}
 	if (!atomic_compare_exchange_strong(&loop_sig_wfd, &expected,
 					    l->sig_pipe[1])) {
+		loop_sig_close_pipe(l);
 		errno = EBUSY;
-		goto fail;
+		return -1;
 	}
 	return 0;
-fail:
-	saved = errno;
-	loop_sig_close_pipe(l);
-	errno = saved;
-	return -1;
 }
 
 int
@@ -496,19 +493,6 @@ loop_signal(struct loop *l, int signo, loop_signal_fn *fn, void *arg)
 	return 0;
 }
 
-static void
-loop_sig_restore(struct loop *l)
-{
-	for (int signo = 1; signo <= LOOP_MAX_SIGNO; signo++) {
-		if (!l->sig[signo].installed)
-			continue;
-		/* Cannot fail: the same signo was accepted when installed. */
-		(void)sigaction(signo, &l->sig[signo].old, NULL);
-		l->sig[signo].installed = false;
-	}
-	loop_sig_close_pipe(l);
-}
-
 /* ---- end of pass ---- */
 
 int
@@ -528,33 +512,18 @@ loop_on_pass_end(struct loop *l, loop_pass_fn *fn, void *arg)
 	return 0;
 }
 
-static int
-loop_defer_reserve(struct loop *l)
-{
-	struct loop_deferred *d;
-	size_t cap;
-
-	if (l->ndefer < l->defer_cap)
-		return 0;
-	cap = l->defer_cap ? l->defer_cap * 2 : LOOP_DEFER_MIN;
-	if (cap > SIZE_MAX / sizeof *d)
-		return -1;
-	d = realloc(l->defer, cap * sizeof *d);
-	if (!d)
-		return -1;
-	l->defer = d;
-	l->defer_cap = cap;
-	return 0;
-}
-
 void
 loop_defer_free(struct loop *l, loop_free_fn *fn, void *ptr)
 {
+	struct loop_deferred *d;
+
 	if (!fn)
 		return;
-	/* Out of memory: leak ptr; freeing it now could be a use after free. */
-	if (loop_defer_reserve(l) < 0)
+	d = loop_grow(l->defer, &l->defer_cap, l->ndefer, sizeof *d,
+		      LOOP_DEFER_MIN);
+	if (!d) /* leak ptr: freeing it now could be a use after free */
 		return;
+	l->defer = d;
 	l->defer[l->ndefer].fn = fn;
 	l->defer[l->ndefer].ptr = ptr;
 	l->ndefer++;
@@ -698,7 +667,12 @@ loop_free(struct loop *l)
 	if (!l)
 		return;
 	loop_drain_frees(l);
-	loop_sig_restore(l);
+	for (int signo = 1; signo <= LOOP_MAX_SIGNO; signo++) {
+		/* Cannot fail: the same signo was accepted when installed. */
+		if (l->sig[signo].installed)
+			(void)sigaction(signo, &l->sig[signo].old, NULL);
+	}
+	loop_sig_close_pipe(l);
 	/* Owners may still look at their timers: mark them disarmed. */
 	for (size_t i = 0; i < l->nheap; i++)
 		l->heap[i]->heap_index = SIZE_MAX;

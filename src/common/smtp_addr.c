@@ -170,9 +170,8 @@ addr_quoted_string(struct addr_parser *p)
 		if (c == '\\') {
 			p->pos++;
 			c = addr_peek(p);
-			if (c >= 0x80)
-				return p->flags & ADDR_ALLOW_UTF8 ? ADDR_ERR_SYNTAX
-								  : ADDR_ERR_UTF8;
+			if (c >= 0x80 && !(p->flags & ADDR_ALLOW_UTF8))
+				return ADDR_ERR_UTF8;
 			if (c < 32 || c > 126)
 				return ADDR_ERR_SYNTAX;
 			p->pos++;

@@ -35,18 +35,17 @@ param_is_value(unsigned char c)
 	return (c >= 33 && c <= 126 && c != '=') || c >= 0x80;
 }
 
+/* a[0..alen) equals the upper-case name, ignoring ASCII case. */
 static bool
-param_caseeq(const char *a, size_t alen, const char *b)
+param_caseeq(const char *a, size_t alen, const char *name)
 {
-	if (alen != strlen(b))
+	if (alen != strlen(name))
 		return false;
 	for (size_t i = 0; i < alen; i++) {
-		unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
-		if (x >= 'a' && x <= 'z')
-			x = (unsigned char)(x - 'a' + 'A');
-		if (y >= 'a' && y <= 'z')
-			y = (unsigned char)(y - 'a' + 'A');
-		if (x != y)
+		unsigned char c = (unsigned char)a[i];
+		if (c >= 'a' && c <= 'z')
+			c = (unsigned char)(c - 'a' + 'A');
+		if (c != (unsigned char)name[i])
 			return false;
 	}
 	return true;
@@ -180,11 +179,13 @@ param_mail_apply(const char *s, size_t len, struct mail_params *out,
 		size_t k;
 		enum param_err e;
 
-		(void)param_scan(s, len, &pos, &pa); /* grammar checked before */
+		(void)param_scan(s, len, &pos, &pa); /* checked in pass one */
 		*bad = pa.key;
-		for (k = 0; k < PARAM_MAIL_KINDS; k++)
-			if (param_caseeq(pa.key, pa.klen, param_mail_table[k].name))
+		for (k = 0; k < PARAM_MAIL_KINDS; k++) {
+			const char *name = param_mail_table[k].name;
+			if (param_caseeq(pa.key, pa.klen, name))
 				break;
+		}
 		if (k == PARAM_MAIL_KINDS)
 			return PARAM_ERR_UNKNOWN;
 		if (seen[k])

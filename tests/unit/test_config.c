@@ -255,6 +255,9 @@ static const struct test_valid test_valid_cases[] = {
 	/* the same section name may hold a dotted and a nested key */
 	{"relay.domains: [a.example]\nrelay:\n  networks: [10.0.0.0/8]\n",
 	 "relay.domains", "[a.example]"},
+	/* CRLF line ends */
+	{"hostname: a.example\r\nmax_recipients: 7\r\n", "max_recipients",
+	 "7"},
 	/* a whole config file */
 	{"# smtpd\nlisten: [0.0.0.0:25]\nhostname: mx.example.org\n"
 	 "max_message_size: 50M\nmax_recipients: 1000\nbare_lf: reject\n"
@@ -285,7 +288,7 @@ static const struct test_error test_error_cases[] = {
 	{"relay:\n  networks: []\n  domain: [a]\n",
 	 "3:3: unknown key 'relay.domain'"},
 	{"log:\n  level:\n    name: info\n",
-	 "2:3: log.level: expected a name, got a mapping"},
+	 "3:5: log.level: expected a name, got a mapping"},
 	{"hostname:\n  name: x\n", "2:3: hostname: expected a string, got a "
 				   "mapping"},
 	{"timeouts.command.x: 1\n", "1:1: unknown key 'timeouts.command.x'"},
@@ -307,8 +310,10 @@ static const struct test_error test_error_cases[] = {
 	{"hostname: null\n", "1:11: hostname: expected a string, got null"},
 	{"hostname:\n", "1:10: hostname: expected a string, got null"},
 	{"hostname: [a]\n", "1:11: hostname: expected a string, got a list"},
-	{"hostname: \"a\\0b\"\n",
-	 "1:11: hostname: must not contain a NUL byte"},
+	/* NUL bytes would end the value early in C string code */
+	{"hostname: \"a\\0b\"\n", "1:11: NUL bytes are not allowed"},
+	{"keep_delivered: \"yes\\0no\"\n", "1:17: NUL bytes are not allowed"},
+	{"\"hostname\\0x\": a\n", "1:1: NUL bytes are not allowed"},
 	/* UINT */
 	{"max_recipients: 0\n",
 	 "1:17: max_recipients: must be between 1 and 100000, got 0"},
@@ -419,10 +424,12 @@ static const struct test_error test_error_cases[] = {
 	 "2:1: did not find expected ',' or ']' while parsing a flow "
 	 "sequence (line 1, column 9)"},
 	{"hostname: mx\n\tlisten: a\n",
-	 "2:1: found character that cannot start any token while scanning "
-	 "for the next token (line 2, column 1)"},
+	 "2:1: found a tab character that violates indentation while "
+	 "scanning a plain scalar (line 1, column 11)"},
 	{"hostname: m\xffx\n",
 	 "1:12: invalid leading UTF-8 octet (byte 0xff)"},
+	{"listen: [a]\nhostname: caf\xc3\xa9\x01\n",
+	 "2:15: control characters are not allowed (byte 0x01)"},
 };
 
 static void
@@ -458,4 +465,176 @@ test_errors(void)
 		CHECK_STR(err, c->want);
 		config_free(test_keys, TEST_NKEYS, &s);
 	}
+}
+
+/* Strings and lists at their limits and one past. */
+static void
+test_limits(void)
+{
+	static char yaml[CONFIG_STRING_MAX + 4096];
+	char err[CONFIG_ERR_MAX];
+	struct test_settings s;
+	size_t o;
+
+	o = (size_t)snprintf(yaml, sizeof yaml, "hostname: ");
+	memset(yaml + o, 'a', CONFIG_STRING_MAX);
+	strcpy(yaml + o + CONFIG_STRING_MAX, "\n");
+	CHECK_INT(test_load(yaml, &s, err, sizeof err), 0);
+	CHECK_INT(strlen(s.hostname), CONFIG_STRING_MAX);
+	config_free(test_keys, TEST_NKEYS, &s);
+
+	strcpy(yaml + o + CONFIG_STRING_MAX, "a\n");
+	CHECK_INT(test_load(yaml, &s, err, sizeof err), -1);
+	CHECK_STR(err, "1:11: hostname: longer than 1024 bytes");
+	config_free(test_keys, TEST_NKEYS, &s);
+
+	o = (size_t)snprintf(yaml, sizeof yaml, "relay:\n  domains:\n");
+	for (int i = 0; i < CONFIG_LIST_MAX; i++)
+		o += (size_t)snprintf(yaml + o, sizeof yaml - o,
+				      "    - d%d.example\n", i);
+	CHECK_INT(test_load(yaml, &s, err, sizeof err), 0);
+	CHECK_INT(s.relay_domains.count, CONFIG_LIST_MAX);
+	CHECK_STR(s.relay_domains.items[CONFIG_LIST_MAX - 1], "d63.example");
+	config_free(test_keys, TEST_NKEYS, &s);
+
+	snprintf(yaml + o, sizeof yaml - o, "    - one.too.many\n");
+	CHECK_INT(test_load(yaml, &s, err, sizeof err), -1);
+	CHECK_STR(err, "67:7: relay.domains: more than 64 items");
+	config_free(test_keys, TEST_NKEYS, &s);
+
+	/* keys longer than any path, values longer than a message shows */
+	o = (size_t)snprintf(yaml, sizeof yaml, "timeouts:\n  ");
+	memset(yaml + o, 'k', 300);
+	strcpy(yaml + o + 300, ": 1\n");
+	CHECK_INT(test_load(yaml, &s, err, sizeof err), -1);
+	CHECK_STR(err, "2:3: unknown key 'timeouts.kkkkkkkkkkkkkkkkkkkkkkkkk"
+		       "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkk...'");
+	config_free(test_keys, TEST_NKEYS, &s);
+	o = (size_t)snprintf(yaml, sizeof yaml, "bare_lf: ");
+	memset(yaml + o, 'v', 300);
+	strcpy(yaml + o + 300, "\n");
+	CHECK_INT(test_load(yaml, &s, err, sizeof err), -1);
+	CHECK_STR(err, "1:10: bare_lf: expected one of normalize|reject, got "
+		       "'vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"
+		       "vvvvvvvvvv...'");
+	config_free(test_keys, TEST_NKEYS, &s);
+}
+
+/* Files that cannot be read, or are too large to be a config file. */
+static void
+test_files(void)
+{
+	static char big[1024 * 1024 + 2];
+	char err[CONFIG_ERR_MAX], want[CONFIG_ERR_MAX];
+	struct test_settings s;
+	char *path;
+
+	test_defaults(&s);
+	CHECK_INT(config_load("/nonexistent/smtpd.yaml", test_keys,
+			      TEST_NKEYS, &s, err, sizeof err),
+		  -1);
+	CHECK_STR(err, "/nonexistent/smtpd.yaml: No such file or directory");
+	CHECK_INT(config_load("/tmp", test_keys, TEST_NKEYS, &s, err,
+			      sizeof err),
+		  -1);
+	CHECK_STR(err, "/tmp: Is a directory");
+	CHECK_STR(s.hostname, "mx.example.test");
+
+	memset(big, '#', sizeof big - 1);
+	big[1024 * 1024 - 1] = '\n'; /* exactly the limit: all comment */
+	path = test_write(big, 1024 * 1024);
+	CHECK_INT(config_load(path, test_keys, TEST_NKEYS, &s, err,
+			      sizeof err),
+		  0);
+	unlink(path);
+	path = test_write(big, sizeof big - 1);
+	CHECK_INT(config_load(path, test_keys, TEST_NKEYS, &s, err,
+			      sizeof err),
+		  -1);
+	snprintf(want, sizeof want, "%s: larger than 1048576 bytes", path);
+	CHECK_STR(err, want);
+	unlink(path);
+	config_free(test_keys, TEST_NKEYS, &s);
+}
+
+/* A failed load may leave earlier values set; config_free takes them. */
+static void
+test_partial(void)
+{
+	char err[CONFIG_ERR_MAX];
+	struct test_settings s;
+
+	CHECK_INT(test_load("hostname: new.example\nlisten: [a, b]\n"
+			    "relay:\n  domains: [x, y, ~]\n",
+			    &s, err, sizeof err),
+		  -1);
+	CHECK_STR(err, "4:19: relay.domains: expected a string, got null");
+	CHECK_STR(s.hostname, "new.example");
+	CHECK_INT(s.listen.count, 2);
+	CHECK_INT(s.relay_domains.count, 0); /* the bad list is not stored */
+	config_free(test_keys, TEST_NKEYS, &s);
+	CHECK(s.hostname == NULL);
+	CHECK(s.listen.items == NULL);
+	CHECK_INT(s.listen.count, 0);
+	CHECK(s.relay_networks.items == NULL);
+	CHECK_INT(s.relay_networks.count, 0);
+	/* freeing twice is harmless */
+	config_free(test_keys, TEST_NKEYS, &s);
+}
+
+/* Loading twice replaces (and frees) what the first load stored. */
+static void
+test_reload(void)
+{
+	char err[CONFIG_ERR_MAX];
+	struct test_settings s;
+	char *path;
+
+	CHECK_INT(test_load("hostname: one\nlisten: [a, b, c]\n", &s, err,
+			    sizeof err),
+		  0);
+	path = test_write("hostname: two\nlisten: d\n", 24);
+	CHECK_INT(config_load(path, test_keys, TEST_NKEYS, &s, err,
+			      sizeof err),
+		  0);
+	unlink(path);
+	CHECK_STR(s.hostname, "two");
+	CHECK_INT(s.listen.count, 1);
+	CHECK_STR(s.listen.items[0], "d");
+	config_free(test_keys, TEST_NKEYS, &s);
+}
+
+static void
+test_list_set(void)
+{
+	static const char *const three[] = {"a", "b", "c"};
+	struct config_list l = {0};
+
+	CHECK_INT(config_list_set(&l, three, 3), 0);
+	CHECK_INT(l.count, 3);
+	CHECK_STR(l.items[2], "c");
+	CHECK(l.items[0] != three[0]); /* copies, not the literals */
+	CHECK_INT(config_list_set(&l, three + 1, 1), 0);
+	CHECK_INT(l.count, 1);
+	CHECK_STR(l.items[0], "b");
+	/* may be given its own items */
+	CHECK_INT(config_list_set(&l, (const char *const *)l.items, l.count),
+		  0);
+	CHECK_STR(l.items[0], "b");
+	CHECK_INT(config_list_set(&l, NULL, 0), 0);
+	CHECK(l.items == NULL);
+	CHECK_INT(l.count, 0);
+}
+
+int
+main(void)
+{
+	test_valid();
+	test_errors();
+	test_limits();
+	test_files();
+	test_partial();
+	test_reload();
+	test_list_set();
+	return test_summary();
 }

@@ -239,7 +239,8 @@ test_unique_names(struct maildir *md, const char *root)
 	if (!names)
 		return;
 	struct maildir_file f;
-	int ok = 0, prefix_ok = 0, format_ok = 0;
+	int ok = 0, prefix_ok = 0, format_ok = 0, counter_ok = 0;
+	unsigned long long last_q = 0;
 	for (int i = 0; i < UNIQUE_N; i++) {
 		if (maildir_create(md, &f) != 0)
 			break;
@@ -251,18 +252,23 @@ test_unique_names(struct maildir *md, const char *root)
 		long long sec;
 		unsigned usec;
 		long pid;
-		unsigned long long q;
+		unsigned long long q = 0;
 		char end;
 		if (sscanf(f.queue_id, "%lld.M%6uP%ldQ%llu%c", &sec, &usec,
 			   &pid, &q, &end) == 4 &&
 		    pid == (long)getpid() && usec < 1000000)
 			format_ok++;
+		/* the per-maildir counter moves on every create */
+		if (i == 0 || q > last_q)
+			counter_ok++;
+		last_q = q;
 		names[i] = strdup(f.name);
 		maildir_abort(md, &f);
 	}
 	CHECK_INT(ok, UNIQUE_N);
 	CHECK_INT(prefix_ok, UNIQUE_N);
 	CHECK_INT(format_ok, UNIQUE_N);
+	CHECK_INT(counter_ok, UNIQUE_N);
 	qsort(names, (size_t)ok, sizeof *names, cmp_str);
 	int dups = 0;
 	for (int i = 1; i < ok; i++)
