@@ -11,8 +11,9 @@ Invariants:
   * Cells are interleaved (for each size and session count, every server
     runs before the next cell) so slow drift of the machine hits all
     servers alike; with --repeat the order alternates and the median wins.
-  * Before each run the previous run's mail is gone: smtpd's new/ is
-    emptied, Postfix's queue is drained by its discard transport.
+  * After each run (outside the timing) its mail is gone before the next
+    run starts: smtpd's new/ is emptied, Postfix's queue is drained by its
+    discard transport, and dirty pages are flushed with sync(2).
   * A run only counts when smtp-source exits 0 (it aborts on any reply it
     did not expect) and, for smtpd, when exactly that many files landed in
     new/.
@@ -146,17 +147,17 @@ class Smtpd:
                                          stdout=logf, stderr=logf)
         wait_greeting(self.port, self.proc)
 
-    def prepare(self):
-        new = os.path.join(self.maildir, "new")
-        for name in os.listdir(new):
-            os.unlink(os.path.join(new, name))
-
     def check(self, count):
         n = len(os.listdir(os.path.join(self.maildir, "new")))
         if n != count:
             raise RuntimeError("smtpd stored %d of %d messages" % (n, count))
         if self.proc.poll() is not None:
             raise RuntimeError("smtpd exited with %d" % self.proc.returncode)
+
+    def settle(self):
+        new = os.path.join(self.maildir, "new")
+        for name in os.listdir(new):
+            os.unlink(os.path.join(new, name))
 
     def stop(self):
         stop_process(self.proc)
@@ -180,11 +181,11 @@ class Postfix:
         self.started = True
         wait_greeting(self.port)
 
-    def prepare(self):
-        subprocess.run([POSTFIX_SETUP, "drain", "120"], check=True)
-
     def check(self, count):
         pass  # smtp-source's exit status already covers every 250
+
+    def settle(self):
+        subprocess.run([POSTFIX_SETUP, "drain", "120"], check=True)
 
     def stop(self):
         if self.started:
@@ -208,10 +209,10 @@ class Sink:
             stdout=subprocess.DEVNULL)
         wait_greeting(self.port, self.proc)
 
-    def prepare(self):
+    def check(self, count):
         pass
 
-    def check(self, count):
+    def settle(self):
         pass
 
     def stop(self):
@@ -230,8 +231,7 @@ def smtp_source_argv(port, size, count, sessions, reuse):
 
 
 def run_cell(server, size, count, sessions, reuse, errlog):
-    """One smtp-source run; returns messages per second."""
-    server.prepare()
+    """One smtp-source run; returns messages per second and seconds."""
     argv = smtp_source_argv(server.port, size, count, sessions, reuse)
     errlog.write("$ %s\n" % " ".join(argv))
     errlog.flush()
@@ -242,6 +242,10 @@ def run_cell(server, size, count, sessions, reuse, errlog):
         raise RuntimeError("smtp-source against %s failed (exit %d), see %s"
                            % (server.name, r.returncode, errlog.name))
     server.check(count)
+    # Leave nothing behind for the next run to pay for: the server's
+    # backlog (Postfix deliveries, smtpd's files) and dirty pages.
+    server.settle()
+    os.sync()
     return count / elapsed, elapsed
 
 

@@ -33,6 +33,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KIB = 1024
 MIB = 1024 * 1024
+LINE_LEN = 80  # body line of the large message, CRLF included
 
 
 def parse_args():
@@ -131,6 +132,17 @@ class Server:
                 time.sleep(0.05)
         raise RuntimeError("server did not answer on port %d"
                            % self.args.port)
+
+    def stored_bytes(self):
+        """Size of the one file in new/ (None for smtp-sink)."""
+        if self.args.sink:
+            return None
+        new = os.path.join(self.maildir, "new")
+        names = os.listdir(new)
+        if len(names) != 1:
+            raise RuntimeError("%d files in %s, expected 1"
+                               % (len(names), new))
+        return os.path.getsize(os.path.join(new, names[0]))
 
     def stop(self):
         if self.proc is None or self.proc.poll() is not None:
@@ -231,9 +243,9 @@ class Sampler(threading.Thread):
 
 
 def body_chunk():
-    """64 KiB of 78-octet lines + CRLF (RFC 5322 2.1.1 line limit)."""
-    line = (b"x" * 78) + b"\r\n"
-    return line * (64 * KIB // len(line))
+    """About 64 KiB of 78-octet lines + CRLF (RFC 5322 2.1.1)."""
+    line = (b"x" * (LINE_LEN - 2)) + b"\r\n"
+    return line * (64 * KIB // LINE_LEN)
 
 
 def big_phase(args, stamp):
@@ -267,12 +279,19 @@ def big_phase(args, stamp):
         sampler.join()
         end = proc_status(pid)
         c.quit()
+        stored = srv.stored_bytes()
     finally:
         srv.stop()
+    # Stored with LF line ends: one octet less per 80-octet line.
+    expect = sent - sent // LINE_LEN
+    if stored is not None and stored < expect:
+        raise RuntimeError("stored file has %d bytes, expected >= %d"
+                           % (stored, expect))
     return {"base": base, "end": end, "reset": reset, "start_hwm": start,
             "hwm_growth": end["VmHWM"] - max(start, base["VmRSS"]),
             "sampled_growth": sampler.peak - base["VmRSS"],
-            "bytes": sent, "secs": secs}
+            "bytes": sent, "secs": secs, "stored": stored,
+            "expect": expect}
 
 
 def kib(n):
@@ -317,6 +336,9 @@ def report(args, idle, big):
         "| %s | |" % (mib, kib(big["sampled_growth"])),
         "| %d MiB message: DATA to 250 | %.2f s (%.0f MiB/s) | |"
         % (mib, big["secs"], big["bytes"] / MIB / big["secs"]),
+        "| %d MiB message: stored file (LF line ends) | %s | >= %d bytes |"
+        % (mib, "n/a" if big["stored"] is None else
+           "%d bytes" % big["stored"], big["expect"]),
     ]
     if not big["reset"]:
         lines.append("")

@@ -34,6 +34,12 @@ struct config_list {
 	size_t count;
 };
 
+/*
+ * Optional check of one STRING value or LIST item beyond its type (a CIDR,
+ * an address). Returns 0, or -1 with a message (without position) in msg.
+ */
+typedef int config_check_fn(const char *value, char *msg, size_t cap);
+
 struct config_key {
 	const char *path; /* "timeouts.command" */
 	enum config_type type;
@@ -41,6 +47,7 @@ struct config_key {
 	uint64_t min;     /* UINT/SIZE/DURATION bounds, inclusive */
 	uint64_t max;
 	const char *const *names; /* ENUM: NULL-terminated value names */
+	config_check_fn *check;   /* STRING/LIST: NULL or a value check */
 };
 
 /*

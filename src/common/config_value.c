@@ -236,6 +236,19 @@ config_value_string(const char *path, const yaml_event_t *ev, char **out,
 	return 0;
 }
 
+/* The key's own check, with the key's name in front of its message. */
+static int
+config_value_check(const struct config_key *key, const char *value,
+		   char *msg, size_t cap)
+{
+	char why[CONFIG_ERR_MAX / 2];
+
+	if (!key->check || key->check(value, why, sizeof why) == 0)
+		return 0;
+	snprintf(msg, cap, "%s: %s", key->path, why);
+	return -1;
+}
+
 static int
 config_value_set_string(const struct config_key *key, const yaml_event_t *ev,
 			void *field, char *msg, size_t cap)
@@ -244,6 +257,10 @@ config_value_set_string(const struct config_key *key, const yaml_event_t *ev,
 
 	if (config_value_string(key->path, ev, &s, msg, cap) < 0)
 		return -1;
+	if (config_value_check(key, s, msg, cap) < 0) {
+		free(s);
+		return -1;
+	}
 	free(*old);
 	*old = s;
 	return 0;
@@ -342,5 +359,12 @@ config_value_list_item(const struct config_key *key, const yaml_event_t *ev,
 	if (n >= CONFIG_LIST_MAX)
 		return config_value_fail(msg, cap, "%s: more than %d items",
 					 key->path, CONFIG_LIST_MAX);
-	return config_value_string(key->path, ev, out, msg, cap);
+	if (config_value_string(key->path, ev, out, msg, cap) < 0)
+		return -1;
+	if (config_value_check(key, *out, msg, cap) < 0) {
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
 }

@@ -137,13 +137,18 @@ server_conn_closed(struct server *srv)
 		loop_stop(srv->loop);
 }
 
-/* Pass-end hook: one group commit for every message finished this pass. */
+/*
+ * Pass-end hook: one group commit for every message finished this pass.
+ * A commit callback lets its session run the input that was waiting
+ * behind the 250, which may finish another pipelined message; commit that
+ * too before select() sleeps, or it would wait for unrelated traffic.
+ */
 static void
 server_commit(struct loop *loop, void *arg)
 {
 	struct server *srv = arg;
 	(void)loop;
-	if (maildir_pending(srv->md) > 0)
+	while (maildir_pending(srv->md) > 0)
 		maildir_flush(srv->md);
 }
 

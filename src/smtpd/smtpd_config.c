@@ -16,7 +16,42 @@
 #include "net.h"
 
 #define KEY(path, type, field, min, max, names)                              \
-	{ path, type, offsetof(struct smtpd_config, field), min, max, names }
+	{ path, type, offsetof(struct smtpd_config, field), min, max, names, \
+	  NULL }
+#define KEY_CHECKED(path, type, field, check)                                \
+	{ path, type, offsetof(struct smtpd_config, field), 0, 0, NULL, check }
+
+static int
+check_hostport(const char *v, char *msg, size_t cap)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	if (net_parse_hostport(v, &ss, &len) == 0)
+		return 0;
+	snprintf(msg, cap, "'%s' is not addr:port (e.g. 0.0.0.0:2525 or "
+		 "[::1]:2525)", v);
+	return -1;
+}
+
+static int
+check_nonempty(const char *v, char *msg, size_t cap)
+{
+	if (v[0] != '\0')
+		return 0;
+	snprintf(msg, cap, "must not be empty");
+	return -1;
+}
+
+static int
+check_cidr(const char *v, char *msg, size_t cap)
+{
+	struct cidr net;
+	if (cidr_parse(v, &net) == 0)
+		return 0;
+	snprintf(msg, cap, "'%s' is not a network (e.g. 10.0.0.0/8 or "
+		 "fd00::/8)", v);
+	return -1;
+}
 
 static const char *const bare_lf_names[] = {"normalize", "reject", NULL};
 static const char *const level_names[] = {"debug", "info", "warn", "error",
@@ -25,9 +60,9 @@ static const char *const level_names[] = {"debug", "info", "warn", "error",
 #define DAY_MS (24ULL * 3600 * 1000)
 
 static const struct config_key smtpd_keys[] = {
-	KEY("listen", CONFIG_LIST, listen, 0, 0, NULL),
-	KEY("hostname", CONFIG_STRING, hostname, 0, 0, NULL),
-	KEY("maildir", CONFIG_STRING, maildir, 0, 0, NULL),
+	KEY_CHECKED("listen", CONFIG_LIST, listen, check_hostport),
+	KEY_CHECKED("hostname", CONFIG_STRING, hostname, check_nonempty),
+	KEY_CHECKED("maildir", CONFIG_STRING, maildir, check_nonempty),
 	KEY("max_message_size", CONFIG_SIZE, max_message_size, 1024,
 	    1ULL << 40, NULL),
 	KEY("max_recipients", CONFIG_UINT, max_recipients, 1, 100000, NULL),
@@ -39,7 +74,7 @@ static const struct config_key smtpd_keys[] = {
 	    10000, NULL),
 	KEY("max_errors", CONFIG_UINT, max_errors, 1, 10000, NULL),
 	KEY("bare_lf", CONFIG_ENUM, bare_lf, 0, 0, bare_lf_names),
-	KEY("relay.networks", CONFIG_LIST, relay_networks, 0, 0, NULL),
+	KEY_CHECKED("relay.networks", CONFIG_LIST, relay_networks, check_cidr),
 	KEY("relay.domains", CONFIG_LIST, relay_domains, 0, 0, NULL),
 	KEY("timeouts.command", CONFIG_DURATION, timeout_command, 100, DAY_MS,
 	    NULL),
@@ -98,32 +133,6 @@ check_values(struct smtpd_config *c, const char *file, char *err,
 	if (c->listen.count == 0) {
 		snprintf(err, errlen, "%s: listen: needs at least one address",
 			 where);
-		return -1;
-	}
-	for (size_t i = 0; i < c->listen.count; i++) {
-		struct sockaddr_storage ss;
-		socklen_t len;
-		if (net_parse_hostport(c->listen.items[i], &ss, &len) != 0) {
-			snprintf(err, errlen,
-				 "%s: listen: '%s' is not addr:port "
-				 "(e.g. 0.0.0.0:2525 or [::1]:2525)",
-				 where, c->listen.items[i]);
-			return -1;
-		}
-	}
-	for (size_t i = 0; i < c->relay_networks.count; i++) {
-		struct cidr net;
-		if (cidr_parse(c->relay_networks.items[i], &net) != 0) {
-			snprintf(err, errlen,
-				 "%s: relay.networks: '%s' is not a network "
-				 "(e.g. 10.0.0.0/8 or fd00::/8)",
-				 where, c->relay_networks.items[i]);
-			return -1;
-		}
-	}
-	if (c->hostname[0] == '\0' || c->maildir[0] == '\0') {
-		snprintf(err, errlen, "%s: hostname and maildir must not be "
-			 "empty", where);
 		return -1;
 	}
 	/* select() cannot watch fds >= FD_SETSIZE. */

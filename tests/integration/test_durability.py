@@ -7,8 +7,11 @@ import random
 import re
 import signal
 import socket
+import subprocess
 import threading
 import time
+
+import pytest
 
 from conftest import HOSTNAME
 from mailstore import (all_stored, new_files, path_for, read_stored,
@@ -167,6 +170,24 @@ def test_sigint_stops_cleanly(smtpd):
     assert srv.logs()[-1]["event"] == "smtpd.stop"
 
 
+def test_client_gone_mid_data_leaves_nothing(smtpd):
+    srv = smtpd()
+    for how in ("close", "reset"):
+        w = open_data(srv)
+        w.send(b"Subject: gone\r\n\r\nhalf a message\r\n")
+        wait_until(lambda: tmp_files(srv.maildir), 5, what="tmp file")
+        if how == "reset":  # RST instead of FIN
+            w.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                              b"\1\0\0\0\0\0\0\0")
+        w.close()
+        wait_until(lambda: tmp_files(srv.maildir) == [], 3,
+                   what=f"tmp/ cleaned after {how}")
+    assert new_files(srv.maildir) == []
+    # The server is unharmed.
+    with srv.connect() as w:
+        w.cmd("NOOP").expect(250)
+
+
 def test_50mb_message_stored_intact(smtpd):
     srv = smtpd(max_message_size="64M", timeouts={"data": "60s"})
     rng = random.Random(50)
@@ -201,3 +222,62 @@ def test_50mb_message_stored_intact(smtpd):
     acc = srv.wait_log("msg.accepted", queue_id=qid)
     assert stored_len <= acc["size"] <= wire_len, acc
 
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 512 KiB tmpfs (needs CAP_SYS_ADMIN; skipped without it)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs",
+                        str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs: {r.stderr.strip()}")
+    yield mnt
+    if subprocess.run(["umount", str(mnt)]).returncode != 0:
+        subprocess.run(["umount", "-l", str(mnt)])
+
+
+def send_one(w, body):
+    """MAIL..DATA on an EHLO'd session; returns the reply to the data
+    (or to DATA itself when DATA is refused)."""
+    w.cmd("MAIL FROM:<alice@client.test>").expect(250)
+    w.cmd("RCPT TO:<bob@ours.test>").expect(250)
+    r = w.cmd("DATA")
+    if r.code != 354:
+        return r
+    w.send(b"Subject: disk\r\n\r\n" + body + b".\r\n")
+    return w.read_reply(timeout=30)
+
+
+def test_full_disk_is_452_and_nothing_half_stored(small_fs, smtpd):
+    srv = smtpd(maildir=small_fs / "md")
+    filler = small_fs / "filler"
+    with open(filler, "wb") as f:  # leave about 64 KiB
+        f.write(b"\0" * (448 * 1024))
+    body = (b"x" * 78 + b"\r\n") * 4000  # 320 KB
+    with srv.connect() as w:
+        w.cmd("EHLO client.test").expect(250)
+        send_one(w, body).expect(452, "4.3.1", "Insufficient system storage")
+        assert new_files(srv.maildir) == []
+        wait_until(lambda: tmp_files(srv.maildir) == [], 3, what="tmp/ clean")
+        filler.unlink()  # space again: the same session can deliver
+        qid = queue_id_of(send_one(w, body))
+    assert read_stored(srv.maildir, qid).message == \
+        b"Subject: disk\n\n" + body.replace(b"\r\n", b"\n")
+
+
+def test_write_error_is_451(small_fs, smtpd):
+    srv = smtpd(maildir=small_fs / "md")
+    with srv.connect() as w:
+        w.cmd("EHLO client.test").expect(250)
+        subprocess.run(["mount", "-o", "remount,ro", str(small_fs)],
+                       check=True)
+        try:
+            send_one(w, b"read-only\r\n").expect(
+                451, "4.3.0", "Error: queue file write error")
+        finally:
+            subprocess.run(["mount", "-o", "remount,rw", str(small_fs)],
+                           check=True)
+        assert new_files(srv.maildir) == []
+        queue_id_of(send_one(w, b"writable again\r\n"))

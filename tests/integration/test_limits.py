@@ -59,7 +59,8 @@ def test_message_over_size_after_data(smtpd):
         qid = queue_id_of(w.read_reply())
     assert read_stored(srv.maildir, qid).message == \
         small.replace(b"\r\n", b"\n")
-    assert srv.wait_log("msg.rejected", code=552)
+    rej = srv.wait_log("msg.rejected", code=552)
+    assert isinstance(rej["conn"], int) and rej["reason"], rej
 
 
 def test_recipient_limit(smtpd):
@@ -119,7 +120,7 @@ def test_command_timeout(smtpd):
         elapsed = time.monotonic() - t0
         w.expect_closed()
     assert 0.8 <= elapsed < 5, elapsed
-    srv.wait_log("session.timeout")
+    assert isinstance(srv.wait_log("session.timeout")["conn"], int)
 
 
 def test_command_timeout_restarts_on_each_command(smtpd):
@@ -191,7 +192,8 @@ def test_max_connections(smtpd):
         w.read_reply().expect(421, "4.3.2",
                               f"{HOSTNAME} Too many connections")
         w.expect_closed()
-        srv.wait_log("conn.refused")
+        ref = srv.wait_log("conn.refused")
+        assert ref["client"] == "127.0.0.1" and ref["reason"], ref
         for h in held:  # the three held sessions still work
             h.cmd("NOOP").expect(250)
         held.pop().close()
@@ -213,6 +215,8 @@ def test_max_connections_per_ip(smtpd):
         w.read_reply().expect(
             421, "4.7.0", f"{HOSTNAME} Too many connections from your address")
         w.expect_closed()
+        ref = srv.wait_log("conn.refused")
+        assert ref["client"] == "127.0.0.1" and ref["reason"], ref
         # Another address is not affected (all of 127/8 is loopback).
         other = Wire(srv.host, srv.port, source="127.0.0.2")
         other.read_reply().expect(220)

@@ -1,6 +1,7 @@
 """The happy path: greeting, EHLO, messages stored with the contract's
 envelope block, Received header and exact bytes; RSET; logs."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -26,6 +27,8 @@ def test_greeting_ehlo_and_helo(smtpd):
         assert r.raw.endswith(b"250 HELP\r\n"), r
         r = w.cmd("HELO client.test")
         assert r.raw == f"250 {HOSTNAME}\r\n".encode(), r
+        r = w.cmd("EHLO [127.0.0.1]")  # address literal (RFC 5321 4.1.3)
+        assert r.code == 250 and r.lines[0] == HOSTNAME, r
         w.cmd("QUIT").expect(221, "2.0.0", "Bye")
         w.expect_closed()
 
@@ -214,7 +217,8 @@ def test_logs_are_json_and_tie_together(smtpd):
     assert opened["client"] == "127.0.0.1"
     closed = srv.wait_log("conn.close", conn=acc["conn"])
     assert closed["client"] == "127.0.0.1" and closed["msgs"] == 1
-    assert srv.find_logs("smtpd.start")
+    start = srv.find_logs("smtpd.start")
+    assert start and f"127.0.0.1:{srv.port}" in json.dumps(start[0]), start
     assert srv.stop() == 0
     events = srv.logs()
     ts_re = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

@@ -37,7 +37,7 @@ static const char *const test_level_names[] = {"debug", "info", "warn",
 					       "error", NULL};
 
 #define KEY(p, t, f, lo, hi, n)                                              \
-	{p, t, offsetof(struct test_settings, f), lo, hi, n}
+	{p, t, offsetof(struct test_settings, f), lo, hi, n, NULL}
 static const struct config_key test_keys[] = {
 	KEY("listen", CONFIG_LIST, listen, 0, 0, NULL),
 	KEY("hostname", CONFIG_STRING, hostname, 0, 0, NULL),
@@ -626,9 +626,58 @@ test_list_set(void)
 	CHECK_INT(l.count, 0);
 }
 
+/* A value check: only strings starting with "ok". */
+static int
+test_check_ok(const char *v, char *msg, size_t cap)
+{
+	if (strncmp(v, "ok", 2) == 0)
+		return 0;
+	snprintf(msg, cap, "'%s' does not start with ok", v);
+	return -1;
+}
+
+struct checked_settings {
+	char *name;
+	struct config_list items;
+};
+
+static void
+test_key_check(void)
+{
+	static const struct config_key keys[] = {
+		{"name", CONFIG_STRING, offsetof(struct checked_settings, name),
+		 0, 0, NULL, test_check_ok},
+		{"items", CONFIG_LIST, offsetof(struct checked_settings, items),
+		 0, 0, NULL, test_check_ok},
+	};
+	static const struct {
+		const char *yaml;
+		int rc;
+		const char *err; /* after "FILE:" */
+	} cases[] = {
+		{"name: okay\nitems: [ok1, ok2]\n", 0, ""},
+		{"name: bad\n", -1, "1:7: name: 'bad' does not start with ok"},
+		{"items:\n  - ok\n  - nope\n", -1,
+		 "3:5: items: 'nope' does not start with ok"},
+		{"items: nope\n", -1, "1:8: items: 'nope' does not start with ok"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct checked_settings cs = {0};
+		char err[CONFIG_ERR_MAX] = "";
+		char *path = test_write(cases[i].yaml, strlen(cases[i].yaml));
+		int rc = config_load(path, keys, 2, &cs, err, sizeof err);
+		CHECK_INT(rc, cases[i].rc);
+		const char *colon = strchr(err, ':');
+		CHECK_STR(colon ? colon + 1 : err, cases[i].err);
+		unlink(path);
+		config_free(keys, 2, &cs);
+	}
+}
+
 int
 main(void)
 {
+	test_key_check();
 	test_valid();
 	test_errors();
 	test_limits();
