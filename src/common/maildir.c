@@ -422,9 +422,11 @@ maildir_sync_one(struct maildir_file *f, bool synced)
  *   (c) sync_file_range(WRITE) on
  *       all, then fdatasync() each 846    2014    2262
  *
- * (a second run: 942/953/925, 1150/2077/1331, 1255/2831/1765). For one
- * file the three tie within noise; from about 3 files up syncfs() wins by
- * 1.5-2.2x because the journal commits and cache flushes once. So: one
+ * (a second run: 942/953/925, 1150/2077/1331, 1255/2831/1765; batches of
+ * 2, 3, 5: 795/885/967, 1573/2146/1733, 1116/1852/1191). For one file the
+ * three tie within noise; at two syncfs() is no worse, and from three up
+ * it wins by 1.4-2.2x because the journal commits and the disk cache is
+ * flushed once per batch instead of once per file. So: one
  * file -> fdatasync() (it cannot be cheaper, and it does not drag other
  * processes' dirty data into our latency); two or more -> one syncfs().
  * syncfs() flushes the whole filesystem, so on a volume busy with other

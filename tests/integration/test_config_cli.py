@@ -119,13 +119,22 @@ def test_check_config_reports_file_line_col(tmp_path, text, line, cols):
     assert r2.returncode == EX_CONFIG, r2
 
 
-def test_unreadable_config_file(tmp_path):
-    missing = tmp_path / "nope.yaml"
-    for args in (["--check-config", "-c", str(missing)],
-                 ["-c", str(missing)]):
+@pytest.mark.parametrize("kind", ["missing", "directory"])
+def test_unreadable_config_file(tmp_path, kind):
+    path = tmp_path / "nope.yaml"
+    if kind == "directory":
+        path.mkdir()
+    for args in (["--check-config", "-c", str(path)], ["-c", str(path)]):
         r = run_cli(args)
         assert r.returncode == EX_CONFIG, r
-        assert str(missing) in r.stderr, r.stderr
+        assert str(path) in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "---\n"],
+                         ids=["empty", "comment", "empty-document"])
+def test_empty_config_means_defaults(tmp_path, text):
+    r = run_cli(["--check-config", "-c", str(write(tmp_path, text))])
+    assert r.returncode == 0, r
 
 
 def test_maildir_cannot_be_created(tmp_path):

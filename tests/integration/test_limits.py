@@ -111,6 +111,25 @@ def test_command_line_length(smtpd):
         queue_id_of(w.read_reply())
 
 
+def test_pipelined_lines_at_the_limit(smtpd):
+    """Many 512-octet lines in one send() cross the server's read buffer
+    at every offset; only the one 513-octet line is refused."""
+    srv = smtpd(max_errors=5)
+    ok = b"NOOP " + b"x" * 505 + b"\r\n"
+    bad = b"NOOP " + b"x" * 506 + b"\r\n"
+    lines = [ok] * 150 + [bad] + [ok] * 150
+    with srv.connect() as w:
+        w.cmd("EHLO client.test").expect(250)
+        w.send(b"".join(lines))
+        for i, line in enumerate(lines):
+            r = w.read_reply()
+            if line is bad:
+                r.expect(500, "5.5.2", "Error: line too long")
+            else:
+                assert r.raw == b"250 2.0.0 Ok\r\n", (i, r)
+        w.expect_silence()
+
+
 def test_command_timeout(smtpd):
     srv = smtpd(timeouts={"command": "1s"})
     with srv.connect() as w:

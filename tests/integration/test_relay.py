@@ -149,3 +149,13 @@ def test_client_outside_networks_with_no_domains_gets_nothing(smtpd):
         w.cmd("MAIL FROM:<a@client.test>").expect(250)
         w.cmd(f"RCPT TO:<bob@{OURS}>").expect(554, "5.7.1")
         w.cmd("RCPT TO:<postmaster>").expect(250, "2.1.5")
+
+
+@pytest.mark.parametrize("rcpt", ['"bob"@ours.test', '"bob smith"@ours.test',
+                                  "bob+tag@ours.test", "b.o.b@Ours.Test"])
+def test_plain_local_parts_of_our_domain_accepted(srv, rcpt):
+    """Quoting or odd but harmless characters are not relay tricks."""
+    with srv.connect() as w:
+        w.cmd("EHLO client.test").expect(250)
+        w.cmd("MAIL FROM:<a@client.test>").expect(250)
+        w.cmd(f"RCPT TO:<{rcpt}>").expect(250, "2.1.5", "Ok")
