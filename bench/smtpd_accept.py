@@ -117,7 +117,12 @@ def stop_process(proc, timeout=40):
         proc.wait()
 
 
+# Every server class has the same shape: name and port; version() for the
+# header; start(); check(count) right after a run (raises when the run
+# does not count); settle() to clear the run's backlog; stop().
 class Smtpd:
+    """Our smtpd with the benchmark config, Maildir under --workdir."""
+
     name = "smtpd"
 
     def __init__(self, args, stamp):
@@ -167,6 +172,8 @@ class Smtpd:
 
 
 class Postfix:
+    """The private instance of bench/postfix_setup.sh."""
+
     name = "Postfix"
 
     def __init__(self, args, stamp):
@@ -194,6 +201,8 @@ class Postfix:
 
 
 class Sink:
+    """Postfix's smtp-sink: answers 250 and discards; checks the harness."""
+
     name = "smtp-sink"
 
     def __init__(self, args, stamp):
@@ -255,6 +264,23 @@ def fmt_size(n):
     return "%d B" % n
 
 
+def fsync_probe(workdir, n=50):
+    """Median ms to create, write 1 KiB to and fsync one file in workdir."""
+    path = os.path.join(workdir, "fsync-probe")
+    times = []
+    for _ in range(n):
+        t0 = time.monotonic()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b"x" * 1024)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        times.append(time.monotonic() - t0)
+        os.unlink(path)
+    return statistics.median(times) * 1000
+
+
 def header(args, servers):
     fs = run_text(["df", "--output=fstype", args.workdir]).split()[-1]
     cpu = "?"
@@ -271,16 +297,27 @@ def header(args, servers):
     lines = [
         "## smtpd_accept: %s" % run_text(["date", "-R"]),
         "",
-        "* machine: %s CPUs (nproc), %s, Linux %s, workdir on %s"
-        % (run_text(["nproc"]), cpu, os.uname().release, fs),
+        "* machine: %s CPUs (nproc), %s, Linux %s, workdir on %s "
+        "(1 KiB write + fsync: %.2f ms median)"
+        % (run_text(["nproc"]), cpu, os.uname().release, fs,
+           fsync_probe(args.workdir)),
         "* servers: %s" % "; ".join(s.version() for s in servers),
         "* client: smtp-source, %s, median of %d run(s)"
         % (mode, args.repeat),
         "* system Postfix instance: %s (not touched)"
         % ("running" if system_pf else "not running"),
+        "* load average (1 min) at start: %.2f" % os.getloadavg()[0],
         "",
     ]
     return lines
+
+
+def cell(rates):
+    """Median, with the range when there was more than one run."""
+    med = statistics.median(rates)
+    if len(rates) == 1:
+        return "%.0f" % med
+    return "%.0f (%.0f-%.0f)" % (med, min(rates), max(rates))
 
 
 def table(args, servers, results):
@@ -292,10 +329,10 @@ def table(args, servers, results):
              "|" + "---|" * len(cols)]
     for size, count in zip(args.sizes, args.counts):
         for sessions in args.sessions:
-            rates = [statistics.median(results[(n, size, sessions)])
-                     for n in names]
+            runs = [results[(n, size, sessions)] for n in names]
+            rates = [statistics.median(r) for r in runs]
             row = [fmt_size(size), str(sessions), str(count)]
-            row += ["%.0f" % r for r in rates]
+            row += [cell(r) for r in runs]
             if len(servers) == 2:
                 row.append("%.2f" % (rates[0] / rates[1]))
             lines.append("| " + " | ".join(row) + " |")
@@ -345,7 +382,10 @@ def main():
     finally:
         for s in started:
             s.stop()
-    text = "\n".join(head + table(args, servers, results)) + "\n"
+    foot = ["", "load average (1 min) at the end: %.2f; medians of %d "
+            "run(s), (min-max) when more than one; raw runs in "
+            "accept-%s.csv" % (os.getloadavg()[0], args.repeat, stamp)]
+    text = "\n".join(head + table(args, servers, results) + foot) + "\n"
     with open(os.path.join(args.out, "accept-%s.md" % stamp), "w") as f:
         f.write(text)
     sys.stdout.write(text)

@@ -110,7 +110,6 @@ def test_sigterm_lets_data_finish_and_closes_idle(smtpd):
     idle = srv.connect()
     idle.cmd("EHLO client.test").expect(250)
     greeted = srv.connect()  # not even HELO yet: idle as well
-    time.sleep(0.1)
 
     srv.send_signal(signal.SIGTERM)
     for w in (idle, greeted):
