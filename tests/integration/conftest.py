@@ -119,6 +119,7 @@ class Smtpd:
         self.proc = None
         self.killed = False      # SIGKILLed by the test: rc not checked
         self.expect_rc = 0
+        self.preexec = None      # run in the child before exec (rlimits)
 
     # -- life cycle ------------------------------------------------------------
     def start(self, ready_timeout=15.0):
@@ -127,7 +128,7 @@ class Smtpd:
             self.proc = subprocess.Popen(
                 [smtpd_bin(), "-c", str(self.config_path)],
                 stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                cwd=self.workdir)
+                cwd=self.workdir, preexec_fn=self.preexec)
         self.wait_ready(ready_timeout)
         return self
 
