@@ -21,7 +21,12 @@
  *   (Dekker): either the logger finds the line or the producer writes the
  *   pipe byte. A stale extra byte only causes one spurious wake-up.
  * - Every slot holds a complete line of at most LOG_LINE_MAX bytes that
- *   ends in "}\n"; room for ",\"truncated\":true}\n" is always kept.
+ *   ends in "}\n"; room for ",\"truncated\":true}\n" is always kept. A
+ *   string value is cut to fit; a key or number that does not fit drops
+ *   its field; after the first cut every later field of the line is
+ *   dropped, so a truncated line is always a prefix of the intended one.
+ * - "log.dropped" is reported whatever the minimum level: losing lines
+ *   silently is worse than one warn line.
  * - The logger thread blocks every signal so signals reach the worker.
  */
 #include "log.h"
@@ -174,6 +179,7 @@ log_escape_span(char *dst, size_t cap, const char *src, size_t n, size_t *used)
 	return o;
 }
 
+/* Writes at most cap bytes and no terminating NUL. */
 size_t
 log_json_escape(char *dst, size_t cap, const char *src, size_t n)
 {

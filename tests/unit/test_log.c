@@ -68,6 +68,17 @@ next_line(const char *buf, size_t len, size_t *off, size_t *llen)
 	return s;
 }
 
+/* Decimal digits at s, at most n of them (buffers are not NUL-terminated). */
+static unsigned long long
+num(const char *s, size_t n)
+{
+	unsigned long long v = 0;
+
+	for (size_t i = 0; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+		v = v * 10 + (unsigned long long)(s[i] - '0');
+	return v;
+}
+
 /*
  * Checks the ts value (RFC 3339 UTC with ms, within a minute of now) and
  * copies the line into out with the value replaced by "TS".
@@ -87,12 +98,12 @@ strip_ts(const char *line, size_t len, char *out, size_t cap)
 	for (size_t i = 0; i < TS_LEN; i++)
 		if (pat[i] == 'd' ? (t[i] < '0' || t[i] > '9') : t[i] != pat[i])
 			return -1;
-	tm.tm_year = atoi(t) - 1900;
-	tm.tm_mon = atoi(t + 5) - 1;
-	tm.tm_mday = atoi(t + 8);
-	tm.tm_hour = atoi(t + 11);
-	tm.tm_min = atoi(t + 14);
-	tm.tm_sec = atoi(t + 17);
+	tm.tm_year = (int)num(t, 4) - 1900;
+	tm.tm_mon = (int)num(t + 5, 2) - 1;
+	tm.tm_mday = (int)num(t + 8, 2);
+	tm.tm_hour = (int)num(t + 11, 2);
+	tm.tm_min = (int)num(t + 14, 2);
+	tm.tm_sec = (int)num(t + 17, 2);
 	if (llabs((long long)(timegm(&tm) - time(NULL))) > 60)
 		return -1;
 	memcpy(out, pre, plen);
@@ -818,12 +829,12 @@ test_threads(void)
 		const char *f;
 		ok &= json_line_ok(line, ll);
 		if ((f = memmem(line, ll, "\"event\":\"seq\",\"i\":", 18))) {
-			long long i = atoll(f + 18);
+			long long i = (long long)num(f + 18, 20);
 			ok &= i > last;
 			last = i;
 			seen++;
 		} else if ((f = memmem(line, ll, "\"dropped\":", 10))) {
-			reported += strtoull(f + 10, NULL, 10);
+			reported += num(f + 10, 20);
 		} else {
 			char out[LOG_LINE_MAX];
 			done += strip_ts(line, ll, out, sizeof out) == 0 &&

@@ -1,0 +1,64 @@
+/*
+ * message: one queued message claimed by this sender: its file in the
+ * instance's spool folder, its parsed envelope and where each recipient
+ * stands. Loading reads only the head of the file; the body is streamed
+ * later by the client straight from the file.
+ */
+#ifndef MTA_MESSAGE_H
+#define MTA_MESSAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "envelope.h"
+#include "maildir.h"
+
+enum rcpt_state {
+	RCPT_PENDING,  /* not tried yet in this attempt */
+	RCPT_SENT,     /* 2xx: final */
+	RCPT_DEFERRED, /* 4xx or no connection: tried again later */
+	RCPT_FAILED,   /* 5xx or permanent DNS failure: final */
+};
+
+struct message {
+	char name[MAILDIR_NAME_MAX + 1];         /* file name in the folder */
+	char queue_id[MAILDIR_QUEUE_ID_MAX + 1]; /* name up to ".<host>" */
+	struct envelope env;
+	enum rcpt_state *state; /* env.nrcpt entries */
+	size_t unsettled;       /* recipients still RCPT_PENDING */
+	unsigned jobs;          /* queue entries that still refer to it */
+	uint64_t size;          /* file size in bytes */
+	int64_t queued_ms;      /* wall clock: when smtpd accepted it (mtime) */
+};
+
+enum message_err {
+	MESSAGE_OK,
+	MESSAGE_ERR_IO,        /* errno says why; try again later */
+	MESSAGE_ERR_MALFORMED, /* no valid envelope block: set aside */
+};
+
+/*
+ * Loads dir_fd/name (reading at most ENVELOPE_BLOCK_MAX bytes of its
+ * head). On MESSAGE_ERR_MALFORMED, why holds the envelope error text.
+ */
+enum message_err message_load(int dir_fd, const char *name,
+			      struct message **out, char *why, size_t whylen);
+void message_free(struct message *);
+
+/* Marks recipient i; returns true when that settled the last one. */
+bool message_settle(struct message *, size_t i, enum rcpt_state);
+/* True when no recipient is RCPT_DEFERRED or RCPT_PENDING. */
+bool message_final(const struct message *);
+
+/*
+ * Every recipient final: moves dir_fd/name to cur_fd/name + ":2,P" (all
+ * delivered) or ":2,PT"... when keep, else unlinks it. Syncs the
+ * directories touched. Returns 0 or -1 with errno.
+ */
+int message_retire(const struct message *, int dir_fd, int cur_fd,
+		   bool keep);
+/* Moves dir_fd/name into aside_fd (malformed/), syncing both; 0 or -1. */
+int message_set_aside(int dir_fd, const char *name, int aside_fd);
+
+#endif
