@@ -382,7 +382,8 @@ def main():
     finally:
         for s in started:
             s.stop()
-    foot = ["", "load average (1 min) at the end: %.2f; medians of %d "
+    foot = ["", "load average (1 min) at the end: %.2f (counts the "
+            "benchmark's own processes too); medians of %d "
             "run(s), (min-max) when more than one; raw runs in "
             "accept-%s.csv" % (os.getloadavg()[0], args.repeat, stamp)]
     text = "\n".join(head + table(args, servers, results) + foot) + "\n"

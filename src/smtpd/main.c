@@ -5,7 +5,6 @@
  * Exit codes (sysexits): 0 ok, 64 usage, 78 configuration, 1 other.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include <sys/select.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "health.h"
 #include "log.h"
 #include "loop.h"
@@ -21,23 +21,14 @@
 #include "server.h"
 #include "smtpd_config.h"
 
-#define EXIT_USAGE 64
-#define EXIT_CONFIG 78
-
-static void
-usage(FILE *f)
-{
-	fprintf(f,
-		"usage: smtpd [-c FILE] [--check-config]\n"
-		"       smtpd [-c FILE] health\n"
-		"       smtpd --version | --help\n"
-		"\n"
-		"  -c, --config FILE   YAML configuration (default: built-in "
-		"settings)\n"
-		"      --check-config  validate the configuration and exit\n"
-		"  health              exit 0 when the running smtpd answers "
-		"220\n");
-}
+static const char usage[] =
+	"usage: smtpd [-c FILE] [--check-config]\n"
+	"       smtpd [-c FILE] health\n"
+	"       smtpd --version | --help\n"
+	"\n"
+	"  -c, --config FILE   YAML configuration (default: built-in settings)\n"
+	"      --check-config  validate the configuration and exit\n"
+	"  health              exit 0 when the running smtpd answers 220\n";
 
 /* select() can't watch fds >= FD_SETSIZE; ask for that many, no more. */
 static void
@@ -106,7 +97,7 @@ run(struct smtpd_config *cfg)
 					  sizeof err);
 	if (!md) {
 		fprintf(stderr, "smtpd: maildir: %s\n", err);
-		return EXIT_CONFIG;
+		return CLI_EXIT_CONFIG;
 	}
 	int cleaned = maildir_clean_tmp(md);
 	raise_fd_limit(cfg);
@@ -146,54 +137,24 @@ out:
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"check-config", no_argument, NULL, 'C'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	const char *file = NULL;
-	bool check = false;
-	int opt;
-
-	while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'c':
-			file = optarg;
-			break;
-		case 'C':
-			check = true;
-			break;
-		case 'V':
-			printf("smtpd %s\n", MTA_VERSION);
-			return 0;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	bool health = optind < argc && strcmp(argv[optind], "health") == 0;
-	if (optind + (health ? 1 : 0) != argc || (health && check)) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	static const char *const commands[] = {"health", NULL};
+	struct cli cli;
+	int rc = cli_parse(argc, argv, "smtpd", usage, commands, &cli);
+	if (rc != CLI_CONTINUE)
+		return rc;
 
 	struct smtpd_config cfg;
 	char err[CONFIG_ERR_MAX];
-	if (smtpd_config_load(&cfg, file, err, sizeof err) != 0) {
+	if (smtpd_config_load(&cfg, cli.config, err, sizeof err) != 0) {
 		fprintf(stderr, "%s\n", err);
 		smtpd_config_free(&cfg);
-		return EXIT_CONFIG;
+		return CLI_EXIT_CONFIG;
 	}
-	int rc;
-	if (check) {
-		printf("%s: configuration ok\n", file ? file : "(defaults)");
+	if (cli.check_config) {
+		printf("%s: configuration ok\n",
+		       cli.config ? cli.config : "(defaults)");
 		rc = 0;
-	} else if (health) {
+	} else if (cli.command) {
 		rc = health_check(&cfg);
 	} else {
 		rc = run(&cfg);

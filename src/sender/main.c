@@ -1,0 +1,308 @@
+/*
+ * sender: command line, start-up and shutdown. The work is in the
+ * sender_core library (scan, route, mxq, client, dns) so tests link it.
+ *
+ * Exit codes (sysexits): 0 ok, 64 usage, 78 configuration, 1 other.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "client.h"
+#include "dns.h"
+#include "log.h"
+#include "loop.h"
+#include "maildir.h"
+#include "scan.h"
+#include "sender.h"
+#include "sender_config.h"
+
+#define SENDER_STOP_MS 10000 /* how long in-flight sessions may finish */
+
+static const char usage[] =
+	"usage: sender [-c FILE] [--check-config]\n"
+	"       sender [-c FILE] health\n"
+	"       sender --version | --help\n"
+	"\n"
+	"  -c, --config FILE   YAML configuration (default: built-in settings)\n"
+	"      --check-config  validate the configuration and exit\n"
+	"  health              exit 0 when the queue folders are usable\n";
+
+/* Opens dir (creating it, mode 0700, when missing) as an O_PATH-like fd. */
+static int
+open_dir(int at, const char *path)
+{
+	if (mkdirat(at, path, 0700) != 0 && errno != EEXIST)
+		return -1;
+	return openat(at, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+struct sender_dirs {
+	int spool, new_fd, cur_fd, inst_fd, aside_fd;
+};
+
+static void
+close_dirs(struct sender_dirs *d)
+{
+	int *fds[] = {&d->spool, &d->new_fd, &d->cur_fd, &d->inst_fd,
+		      &d->aside_fd};
+	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+}
+
+static int
+open_dirs(const struct sender_config *cfg, struct sender_dirs *d, char *err,
+	  size_t errlen)
+{
+	char why[256];
+	d->spool = d->new_fd = d->cur_fd = d->inst_fd = d->aside_fd = -1;
+	struct maildir *md = maildir_open(cfg->maildir, cfg->hostname, why,
+					  sizeof why);
+	if (!md) {
+		snprintf(err, errlen, "maildir: %s", why);
+		return -1;
+	}
+	maildir_close(md); /* it made tmp/ new/ cur/; we need only fds */
+	int root = open(cfg->maildir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d->new_fd = root < 0 ? -1 : openat(root, "new", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d->cur_fd = root < 0 ? -1 : openat(root, "cur", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (root >= 0)
+		close(root);
+	d->spool = open_dir(AT_FDCWD, cfg->spool);
+	d->inst_fd = d->spool < 0 ? -1 : open_dir(d->spool, cfg->instance);
+	d->aside_fd = d->spool < 0 ? -1 : open_dir(d->spool, "malformed");
+	if (d->new_fd < 0 || d->cur_fd < 0 || d->inst_fd < 0 ||
+	    d->aside_fd < 0) {
+		snprintf(err, errlen, "queue folders under %s and %s: %s",
+			 cfg->maildir, cfg->spool, strerror(errno));
+		close_dirs(d);
+		return -1;
+	}
+	/* Claims are renames: both trees must be on one filesystem. */
+	struct stat a, b;
+	if (fstat(d->new_fd, &a) == 0 && fstat(d->inst_fd, &b) == 0 &&
+	    a.st_dev != b.st_dev) {
+		snprintf(err, errlen, "spool %s and maildir %s must be on the "
+			 "same filesystem", cfg->spool, cfg->maildir);
+		close_dirs(d);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+on_claim(void *arg, const char *name)
+{
+	struct sender *snd = arg;
+	char why[128];
+	struct message *m = NULL;
+	enum message_err e = message_load(snd->inst_fd, name, &m, why,
+					  sizeof why);
+	if (e == MESSAGE_ERR_MALFORMED) {
+		int rc = message_set_aside(snd->inst_fd, name, snd->aside_fd);
+		struct log_line *l = log_begin(snd->log, LOG_WARN,
+					       "msg.malformed");
+		log_str(l, "name", name);
+		log_str(l, "reason", why);
+		log_bool(l, "set_aside", rc == 0);
+		log_end(l);
+		return;
+	}
+	if (e != MESSAGE_OK) {
+		struct log_line *l = log_begin(snd->log, LOG_ERROR,
+					       "msg.load_failed");
+		log_str(l, "name", name);
+		log_str(l, "error", strerror(errno));
+		log_end(l);
+		return;
+	}
+	snd->messages++;
+	struct log_line *l = log_begin(snd->log, LOG_INFO, "msg.claimed");
+	log_str(l, "queue_id", m->queue_id);
+	log_str(l, "from", m->env.from.addr);
+	log_uint(l, "nrcpt", m->env.nrcpt);
+	log_uint(l, "size", m->size);
+	log_end(l);
+	route_message(snd, m);
+}
+
+static void
+stop_all_clients(struct sender *snd, bool force)
+{
+	struct mxq_table *t = &snd->queues;
+	for (size_t i = 0; i < t->nbuckets; i++)
+		for (struct mxq *q = t->buckets[i]; q; q = q->next)
+			if (q->client)
+				client_stop(q->client, force);
+}
+
+static void
+on_stop_timer(struct loop *loop, struct loop_timer *t, void *arg)
+{
+	struct sender *snd = arg;
+	(void)t;
+	stop_all_clients(snd, true);
+	loop_stop(loop);
+}
+
+static void
+on_stop_signal(struct loop *loop, int signo, void *arg)
+{
+	struct sender *snd = arg;
+	struct log_line *l = log_begin(snd->log, LOG_INFO, "sender.signal");
+	log_str(l, "signal", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+	log_end(l);
+	if (snd->stopping)
+		return;
+	snd->stopping = true;
+	scan_free(snd->scan);
+	snd->scan = NULL;
+	stop_all_clients(snd, false);
+	if (snd->messages == 0 && snd->clients == 0)
+		loop_stop(loop);
+	else
+		loop_timer_arm(loop, &snd->stop_timer, SENDER_STOP_MS);
+}
+
+static void
+on_usr1(struct loop *loop, int signo, void *arg)
+{
+	struct sender *snd = arg;
+	(void)loop;
+	(void)signo;
+	if (snd->scan)
+		scan_kick(snd->scan);
+}
+
+static int
+run(const struct sender_config *cfg)
+{
+	char err[CONFIG_ERR_MAX];
+	struct sender snd = {.cfg = cfg};
+	struct sender_dirs dirs;
+	int rc = 1;
+
+	if (open_dirs(cfg, &dirs, err, sizeof err) != 0) {
+		fprintf(stderr, "sender: %s\n", err);
+		return CLI_EXIT_CONFIG;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+	snd.new_fd = dirs.new_fd;
+	snd.cur_fd = dirs.cur_fd;
+	snd.inst_fd = dirs.inst_fd;
+	snd.aside_fd = dirs.aside_fd;
+	snd.loop = loop_new();
+	snd.log = log_start("sender", (enum log_level)cfg->log_level,
+			    STDOUT_FILENO);
+	snd.routes = route_cache_new();
+	if (!snd.loop || !snd.log || !snd.routes ||
+	    mxq_table_init(&snd.queues) != 0) {
+		fprintf(stderr, "sender: start-up: %s\n", strerror(errno));
+		goto out;
+	}
+	snd.dns = dns_new(snd.loop, (const char *const *)cfg->dns_servers.items,
+			  cfg->dns_servers.count, err, sizeof err);
+	if (!snd.dns) {
+		fprintf(stderr, "sender: dns: %s\n", err);
+		goto out;
+	}
+	if (loop_signal(snd.loop, SIGTERM, on_stop_signal, &snd) != 0 ||
+	    loop_signal(snd.loop, SIGINT, on_stop_signal, &snd) != 0 ||
+	    loop_signal(snd.loop, SIGUSR1, on_usr1, &snd) != 0) {
+		fprintf(stderr, "sender: signals: %s\n", strerror(errno));
+		goto out;
+	}
+	struct log_line *l = log_begin(snd.log, LOG_INFO, "sender.start");
+	log_str(l, "version", MTA_VERSION);
+	log_str(l, "instance", cfg->instance);
+	log_str(l, "hostname", cfg->hostname);
+	log_str(l, "maildir", cfg->maildir);
+	log_str(l, "spool", cfg->spool);
+	log_end(l);
+	if (!strchr(cfg->hostname, '.')) {
+		l = log_begin(snd.log, LOG_WARN, "config.hostname_not_fqdn");
+		log_str(l, "hostname", cfg->hostname);
+		log_str(l, "hint", "set hostname to a fully qualified name; "
+				   "receivers distrust a bare EHLO name");
+		log_end(l);
+	}
+	snd.scan = scan_new(snd.loop, snd.log, dirs.new_fd, dirs.inst_fd,
+			    cfg->scan_interval, on_claim, &snd, err,
+			    sizeof err);
+	if (!snd.scan) {
+		fprintf(stderr, "sender: scan: %s\n", err);
+		goto out;
+	}
+	loop_timer_init(&snd.stop_timer, on_stop_timer, &snd);
+	rc = loop_run(snd.loop) == 0 ? 0 : 1;
+	loop_timer_disarm(snd.loop, &snd.stop_timer);
+	stop_all_clients(&snd, true);
+	l = log_begin(snd.log, LOG_INFO, "sender.stop");
+	log_uint(l, "unfinished", snd.messages);
+	log_end(l);
+out:
+	scan_free(snd.scan);
+	dns_free(snd.dns);
+	if (snd.loop)
+		loop_run_once(snd.loop, 0); /* deferred frees */
+	mxq_table_free(&snd.queues);
+	route_cache_free(snd.routes);
+	log_stop(snd.log);
+	loop_free(snd.loop);
+	close_dirs(&dirs);
+	return rc;
+}
+
+/* Health without a running daemon to ask: the queue folders work. */
+static int
+health(const struct sender_config *cfg)
+{
+	char err[CONFIG_ERR_MAX];
+	struct sender_dirs dirs;
+	if (open_dirs(cfg, &dirs, err, sizeof err) != 0) {
+		fprintf(stderr, "health: %s\n", err);
+		return 1;
+	}
+	close_dirs(&dirs);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const char *const commands[] = {"health", NULL};
+	struct cli cli;
+	int rc = cli_parse(argc, argv, "sender", usage, commands, &cli);
+	if (rc != CLI_CONTINUE)
+		return rc;
+
+	struct sender_config cfg;
+	char err[CONFIG_ERR_MAX];
+	if (sender_config_load(&cfg, cli.config, err, sizeof err) != 0) {
+		fprintf(stderr, "%s\n", err);
+		sender_config_free(&cfg);
+		return CLI_EXIT_CONFIG;
+	}
+	if (cli.check_config) {
+		printf("%s: configuration ok\n",
+		       cli.config ? cli.config : "(defaults)");
+		rc = 0;
+	} else if (cli.command) {
+		rc = health(&cfg);
+	} else {
+		rc = run(&cfg);
+	}
+	sender_config_free(&cfg);
+	return rc;
+}

@@ -1,0 +1,63 @@
+/*
+ * mxq: one queue per MX host. A job is the part of one message that goes
+ * to that host (the recipients whose domains chose it). A queue has at
+ * most one client session at a time; that is the one-socket-per-MX-host
+ * rule, and it lives here so nothing else can break it.
+ */
+#ifndef MTA_MXQ_H
+#define MTA_MXQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mx.h"
+
+#define MXQ_RCPTS_PER_TXN 100 /* RFC 5321 4.5.3.1.8: at least 100 */
+
+struct message;
+struct client;
+
+struct job {
+	struct message *msg;
+	size_t *rcpt;  /* indexes into msg->env.rcpts */
+	size_t n;
+	struct job *next;
+};
+
+struct mxq {
+	char key[MX_HOST_MAX + 1];      /* most preferred host, or smarthost */
+	struct mx_host hosts[MX_LIST_MAX]; /* hosts to try, in order */
+	size_t nhosts;
+	uint16_t port;
+	struct job *head;
+	struct job **tail;
+	size_t njobs;
+	struct client *client; /* the one session, or NULL */
+	uint64_t sessions;     /* sessions opened so far */
+	struct mxq *next;      /* hash chain */
+};
+
+struct mxq_table {
+	struct mxq **buckets;
+	size_t nbuckets;
+	size_t count;
+};
+
+int mxq_table_init(struct mxq_table *);
+/* Frees every queue (their jobs must have been handed back). */
+void mxq_table_free(struct mxq_table *);
+struct mxq *mxq_find(struct mxq_table *, const char *key);
+/* Finds or creates the queue for key with these candidate hosts. */
+struct mxq *mxq_get(struct mxq_table *, const char *key,
+		    const struct mx_host *hosts, size_t nhosts, uint16_t port);
+
+/* A job for msg's recipients rcpt[0..n) (copied). NULL on ENOMEM. */
+struct job *job_new(struct message *msg, const size_t *rcpt, size_t n);
+void job_free(struct job *);
+
+void mxq_push(struct mxq *, struct job *);
+/* Puts a job back at the head (its session ended before it was done). */
+void mxq_push_front(struct mxq *, struct job *);
+struct job *mxq_pop(struct mxq *);
+
+#endif

@@ -1,0 +1,149 @@
+/*
+ * sender: the worker's bookkeeping. Takes claimed files from scan, loads
+ * them, hands them to route, logs every recipient's outcome (the fields
+ * Postfix users grep for: to, relay, delay, dsn, status) and retires a
+ * message once every recipient is final. Deferred messages stay in the
+ * instance folder.
+ */
+#include "sender.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "client.h"
+#include "log.h"
+#include "sender_config.h"
+
+static const char *const status_names[] = {"sent", "deferred", "bounced"};
+static const char *const status_events[] = {"delivery.sent",
+					    "delivery.deferred",
+					    "delivery.bounced"};
+
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+sender_settle(struct sender *snd, struct message *m, size_t i,
+	      enum delivery_status st, const char *dsn, const char *reply,
+	      const char *relay, const char *mx)
+{
+	int64_t delay = wall_ms() - m->queued_ms;
+	struct log_line *l = log_begin(snd->log,
+				       st == DELIVERY_SENT ? LOG_INFO : LOG_WARN,
+				       status_events[st]);
+	log_str(l, "queue_id", m->queue_id);
+	log_str(l, "to", m->env.rcpts[i].addr);
+	log_str(l, "relay", relay);
+	log_ms(l, "delay", delay > 0 ? (uint64_t)delay : 0);
+	log_str(l, "dsn", dsn);
+	log_str(l, "status", status_names[st]);
+	log_str(l, "reply", reply);
+	log_str(l, "mx", mx);
+	log_end(l);
+	message_settle(m, i, st == DELIVERY_SENT	? RCPT_SENT
+			     : st == DELIVERY_BOUNCED ? RCPT_FAILED
+						      : RCPT_DEFERRED);
+}
+
+void
+sender_outcome(struct sender *snd, struct job *j, size_t k,
+	       enum delivery_status st, const char *dsn, const char *reply,
+	       const char *relay, const char *mx)
+{
+	sender_settle(snd, j->msg, j->rcpt[k], st, dsn, reply, relay, mx);
+}
+
+void
+sender_check_done(struct sender *snd, struct message *m)
+{
+	if (m->jobs > 0 || m->unsettled > 0)
+		return;
+	size_t sent = 0, bounced = 0, deferred = 0;
+	for (size_t i = 0; i < m->env.nrcpt; i++) {
+		sent += m->state[i] == RCPT_SENT;
+		bounced += m->state[i] == RCPT_FAILED;
+		deferred += m->state[i] == RCPT_DEFERRED;
+	}
+	const char *event = "msg.deferred";
+	if (deferred == 0) {
+		event = "msg.done";
+		if (message_retire(m, snd->inst_fd, snd->cur_fd,
+				   snd->cfg->keep_delivered) != 0) {
+			struct log_line *l = log_begin(snd->log, LOG_ERROR,
+						       "msg.retire_failed");
+			log_str(l, "queue_id", m->queue_id);
+			log_str(l, "error", strerror(errno));
+			log_end(l);
+		}
+	}
+	struct log_line *l = log_begin(snd->log, LOG_INFO, event);
+	log_str(l, "queue_id", m->queue_id);
+	log_uint(l, "sent", sent);
+	log_uint(l, "bounced", bounced);
+	log_uint(l, "deferred", deferred);
+	log_end(l);
+	snd->messages--;
+	message_free(m);
+	if (snd->stopping && snd->messages == 0 && snd->clients == 0)
+		loop_stop(snd->loop);
+}
+
+void
+sender_job_done(struct sender *snd, struct job *j)
+{
+	struct message *m = j->msg;
+	job_free(j);
+	m->jobs--;
+	sender_check_done(snd, m);
+}
+
+void
+sender_enqueue(struct sender *snd, struct mxq *q, struct job *j)
+{
+	if (snd->stopping) { /* no new sessions while stopping */
+		for (size_t k = 0; k < j->n; k++)
+			sender_outcome(snd, j, k, DELIVERY_DEFERRED, "4.3.2",
+				       "sender shutting down", "none", q->key);
+		sender_job_done(snd, j);
+		return;
+	}
+	mxq_push(q, j);
+	if (q->client) {
+		client_kick(q->client);
+	} else if (!client_start(snd, q)) {
+		struct job *x;
+		while ((x = mxq_pop(q)) != NULL) {
+			for (size_t k = 0; k < x->n; k++)
+				sender_outcome(snd, x, k, DELIVERY_DEFERRED,
+					       "4.3.0", "out of memory", "none",
+					       q->key);
+			sender_job_done(snd, x);
+		}
+	}
+}
+
+void
+sender_client_closed(struct sender *snd, struct mxq *q)
+{
+	/* Jobs left (the server capped the session): a new session, still
+	 * one socket at a time since the old one is gone. */
+	if (q->head && !snd->stopping && !client_start(snd, q)) {
+		struct job *x;
+		while ((x = mxq_pop(q)) != NULL) {
+			for (size_t k = 0; k < x->n; k++)
+				sender_outcome(snd, x, k, DELIVERY_DEFERRED,
+					       "4.3.0", "out of memory", "none",
+					       q->key);
+			sender_job_done(snd, x);
+		}
+	}
+	if (snd->stopping && snd->messages == 0 && snd->clients == 0)
+		loop_stop(snd->loop);
+}

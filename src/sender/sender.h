@@ -1,0 +1,72 @@
+/*
+ * sender: what one sender worker owns and how its parts talk: claimed
+ * messages come in from scan, route sends each recipient group to the
+ * queue of its MX host, a client per queue delivers, and every outcome
+ * comes back through sender_outcome()/sender_job_done().
+ */
+#ifndef MTA_SENDER_H
+#define MTA_SENDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loop.h"
+#include "message.h"
+#include "mxq.h"
+
+struct logger;
+struct dns;
+struct scan;
+struct sender_config;
+struct route_cache;
+
+enum delivery_status {
+	DELIVERY_SENT,
+	DELIVERY_DEFERRED,
+	DELIVERY_BOUNCED,
+};
+
+struct sender {
+	const struct sender_config *cfg;
+	struct loop *loop;
+	struct logger *log;
+	struct dns *dns;
+	struct scan *scan;
+	int new_fd;       /* <maildir>/new */
+	int cur_fd;       /* <maildir>/cur */
+	int inst_fd;      /* <spool>/<instance> */
+	int aside_fd;     /* <spool>/malformed */
+	struct mxq_table queues;
+	struct route_cache *routes;
+	size_t messages;  /* loaded and not yet finished */
+	size_t clients;   /* open client sessions */
+	bool stopping;
+	struct loop_timer stop_timer; /* bounds the graceful stop */
+};
+
+/* Recipient i of msg reaches a final or deferred outcome: logs the
+ * delivery line and records it. */
+void sender_settle(struct sender *, struct message *, size_t i,
+		   enum delivery_status, const char *dsn, const char *reply,
+		   const char *relay, const char *mx);
+/* Retires or releases msg once nothing refers to it and all are settled. */
+void sender_check_done(struct sender *, struct message *);
+
+/* One recipient's outcome (k indexes job->rcpt). relay may be "none". */
+void sender_outcome(struct sender *, struct job *, size_t k,
+		    enum delivery_status, const char *dsn, const char *reply,
+		    const char *relay, const char *mx);
+/* The job is finished with (every recipient has an outcome): frees it. */
+void sender_job_done(struct sender *, struct job *);
+/* A queue's session ended (mxq->client already NULL). */
+void sender_client_closed(struct sender *, struct mxq *);
+/* Queues a job on q and starts a session when none is open. */
+void sender_enqueue(struct sender *, struct mxq *, struct job *);
+
+/* route.c: sends a loaded message's recipients towards their queues. */
+struct route_cache *route_cache_new(void);
+void route_cache_free(struct route_cache *);
+void route_message(struct sender *, struct message *);
+
+#endif

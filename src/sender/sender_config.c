@@ -1,0 +1,163 @@
+/*
+ * sender_config: key table, defaults and cross-key checks for sender.
+ * RFC 5321 4.5.3.2 gives the default SMTP client timeouts.
+ */
+#include "sender_config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "net.h"
+
+#define KEY(path, type, field, min, max, names)                              \
+	{ path, type, offsetof(struct sender_config, field), min, max, names, \
+	  NULL }
+#define KEY_CHECKED(path, type, field, check)                                \
+	{ path, type, offsetof(struct sender_config, field), 0, 0, NULL, check }
+
+#define SEC 1000ULL
+#define DAY_MS (24 * 3600 * SEC)
+
+static const char *const level_names[] = {"debug", "info", "warn", "error",
+					  NULL};
+
+static int
+check_nonempty(const char *v, char *msg, size_t cap)
+{
+	if (v[0] != '\0')
+		return 0;
+	snprintf(msg, cap, "must not be empty");
+	return -1;
+}
+
+/* "host:port" or "[v6]:port" for the relay; a name is resolved later. */
+static int
+check_hostport(const char *v, char *msg, size_t cap)
+{
+	const char *colon = strrchr(v, ':');
+	if (v[0] == '\0')
+		return 0; /* unset */
+	if (colon && colon != v && colon[1] != '\0' &&
+	    strspn(colon + 1, "0123456789") == strlen(colon + 1)) {
+		long port = strtol(colon + 1, NULL, 10);
+		if (port > 0 && port < 65536)
+			return 0;
+	}
+	snprintf(msg, cap, "'%s' is not host:port (e.g. relay.example:25)",
+		 v);
+	return -1;
+}
+
+/* dns.servers: numeric "host[:port]", "[v6]:port" or a bare address. */
+static int
+check_dns_server(const char *v, char *msg, size_t cap)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char buf[128];
+	if (net_parse_hostport(v, &ss, &len) == 0)
+		return 0;
+	snprintf(buf, sizeof buf, strchr(v, ':') && v[0] != '[' &&
+				  strchr(v, ':') != strrchr(v, ':')
+				  ? "[%s]:53"
+				  : "%s:53",
+		 v);
+	if (net_parse_hostport(buf, &ss, &len) == 0)
+		return 0;
+	snprintf(msg, cap, "'%s' is not a numeric address[:port]", v);
+	return -1;
+}
+
+static const struct config_key sender_keys[] = {
+	KEY_CHECKED("maildir", CONFIG_STRING, maildir, check_nonempty),
+	KEY_CHECKED("spool", CONFIG_STRING, spool, check_nonempty),
+	KEY_CHECKED("instance", CONFIG_STRING, instance, check_nonempty),
+	KEY_CHECKED("hostname", CONFIG_STRING, hostname, check_nonempty),
+	KEY_CHECKED("dns.servers", CONFIG_LIST, dns_servers, check_dns_server),
+	KEY_CHECKED("smarthost", CONFIG_STRING, smarthost, check_hostport),
+	KEY("remote_port", CONFIG_UINT, remote_port, 1, 65535, NULL),
+	KEY("scan_interval", CONFIG_DURATION, scan_interval, 100, DAY_MS, NULL),
+	KEY("keep_delivered", CONFIG_BOOL, keep_delivered, 0, 0, NULL),
+	KEY("max_messages_per_session", CONFIG_UINT, max_messages_per_session,
+	    0, 1000000, NULL),
+	KEY("idle_linger", CONFIG_DURATION, idle_linger, 0, 3600 * SEC, NULL),
+	KEY("timeouts.connect", CONFIG_DURATION, timeout_connect, 100, DAY_MS,
+	    NULL),
+	KEY("timeouts.greeting", CONFIG_DURATION, timeout_greeting, 100,
+	    DAY_MS, NULL),
+	KEY("timeouts.mail", CONFIG_DURATION, timeout_mail, 100, DAY_MS, NULL),
+	KEY("timeouts.rcpt", CONFIG_DURATION, timeout_rcpt, 100, DAY_MS, NULL),
+	KEY("timeouts.data", CONFIG_DURATION, timeout_data, 100, DAY_MS, NULL),
+	KEY("timeouts.data_block", CONFIG_DURATION, timeout_data_block, 100,
+	    DAY_MS, NULL),
+	KEY("timeouts.data_end", CONFIG_DURATION, timeout_data_end, 100,
+	    DAY_MS, NULL),
+	KEY("log.level", CONFIG_ENUM, log_level, 0, 0, level_names),
+};
+
+#define NKEYS (sizeof sender_keys / sizeof sender_keys[0])
+
+static char *
+host_name(void)
+{
+	char name[256];
+	if (gethostname(name, sizeof name - 1) != 0 || name[0] == '\0')
+		return strdup("localhost");
+	name[sizeof name - 1] = '\0';
+	return strdup(name);
+}
+
+static int
+sender_config_defaults(struct sender_config *c)
+{
+	memset(c, 0, sizeof *c);
+	c->maildir = strdup("/var/spool/mta/maildir");
+	c->spool = strdup("/var/spool/mta/spool");
+	c->instance = host_name();
+	c->hostname = host_name();
+	c->smarthost = strdup("");
+	c->remote_port = 25;
+	c->scan_interval = 2 * SEC;
+	c->keep_delivered = true;
+	c->idle_linger = 1 * SEC;
+	c->timeout_connect = 30 * SEC;
+	c->timeout_greeting = 300 * SEC;
+	c->timeout_mail = 300 * SEC;
+	c->timeout_rcpt = 300 * SEC;
+	c->timeout_data = 120 * SEC;
+	c->timeout_data_block = 180 * SEC;
+	c->timeout_data_end = 600 * SEC;
+	c->log_level = LOG_INFO;
+	if (!c->maildir || !c->spool || !c->instance || !c->hostname ||
+	    !c->smarthost)
+		return -1;
+	return 0;
+}
+
+int
+sender_config_load(struct sender_config *c, const char *file, char *err,
+		   size_t errlen)
+{
+	if (sender_config_defaults(c) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (file && config_load(file, sender_keys, NKEYS, c, err, errlen) != 0)
+		return -1;
+	/* The instance name becomes a folder name. */
+	if (strchr(c->instance, '/') || c->instance[0] == '.') {
+		snprintf(err, errlen, "%s: instance: '%s' cannot be a folder "
+			 "name", file ? file : "(defaults)", c->instance);
+		return -1;
+	}
+	return 0;
+}
+
+void
+sender_config_free(struct sender_config *c)
+{
+	config_free(sender_keys, NKEYS, c);
+}

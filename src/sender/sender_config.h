@@ -1,0 +1,40 @@
+/*
+ * sender_config: the settings of sender, their defaults and YAML keys
+ * (the user contract; see config/sender.yaml).
+ */
+#ifndef MTA_SENDER_CONFIG_H
+#define MTA_SENDER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct sender_config {
+	char *maildir;
+	char *spool;
+	char *instance;
+	char *hostname;
+	struct config_list dns_servers;
+	char *smarthost;            /* "" when unset */
+	uint64_t remote_port;
+	uint64_t scan_interval;     /* milliseconds */
+	bool keep_delivered;
+	uint64_t max_messages_per_session; /* 0: no cap */
+	uint64_t idle_linger;       /* ms an idle session stays open */
+	uint64_t timeout_connect;   /* all timeouts in milliseconds */
+	uint64_t timeout_greeting;
+	uint64_t timeout_mail;
+	uint64_t timeout_rcpt;
+	uint64_t timeout_data;
+	uint64_t timeout_data_block;
+	uint64_t timeout_data_end;
+	unsigned log_level;
+};
+
+int sender_config_load(struct sender_config *, const char *file, char *err,
+		       size_t errlen);
+void sender_config_free(struct sender_config *);
+
+#endif
