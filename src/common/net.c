@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -280,4 +281,14 @@ net_same_host(const struct sockaddr *a, const struct sockaddr *b)
 	    ra.family != rb.family)
 		return false;
 	return memcmp(ra.bytes, rb.bytes, ra.family == AF_INET ? 4 : 16) == 0;
+}
+
+char *
+net_local_hostname(void)
+{
+	char name[256];
+	if (gethostname(name, sizeof name - 1) != 0 || name[0] == '\0')
+		return strdup("localhost");
+	name[sizeof name - 1] = '\0';
+	return strdup(name);
 }

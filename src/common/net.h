@@ -29,6 +29,8 @@ int net_addr_host(const struct sockaddr *sa, char *buf, size_t cap);
 int net_addr_str(const struct sockaddr *sa, char *buf, size_t cap);
 /* Non-blocking, close-on-exec, SO_REUSEADDR, IPV6_V6ONLY; -1 + errno. */
 int net_listen(const struct sockaddr *sa, socklen_t len, int backlog);
+/* This machine's host name (malloc'd; "localhost" when it has none). */
+char *net_local_hostname(void);
 /* Sets O_NONBLOCK and FD_CLOEXEC; -1 + errno. */
 int net_set_nonblock(int fd);
 

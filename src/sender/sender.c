@@ -104,29 +104,30 @@ sender_job_done(struct sender *snd, struct job *j)
 	sender_check_done(snd, m);
 }
 
+/* Defers every job waiting on q (no session could take them). */
+static void
+sender_defer_queue(struct sender *snd, struct mxq *q, const char *dsn,
+		   const char *why)
+{
+	struct job *j;
+	while ((j = mxq_pop(q)) != NULL) {
+		for (size_t k = 0; k < j->n; k++)
+			sender_outcome(snd, j, k, DELIVERY_DEFERRED, dsn, why,
+				       "none", q->key);
+		sender_job_done(snd, j);
+	}
+}
+
 void
 sender_enqueue(struct sender *snd, struct mxq *q, struct job *j)
 {
-	if (snd->stopping) { /* no new sessions while stopping */
-		for (size_t k = 0; k < j->n; k++)
-			sender_outcome(snd, j, k, DELIVERY_DEFERRED, "4.3.2",
-				       "sender shutting down", "none", q->key);
-		sender_job_done(snd, j);
-		return;
-	}
 	mxq_push(q, j);
-	if (q->client) {
+	if (snd->stopping) /* no new sessions while stopping */
+		sender_defer_queue(snd, q, "4.3.2", "sender shutting down");
+	else if (q->client)
 		client_kick(q->client);
-	} else if (!client_start(snd, q)) {
-		struct job *x;
-		while ((x = mxq_pop(q)) != NULL) {
-			for (size_t k = 0; k < x->n; k++)
-				sender_outcome(snd, x, k, DELIVERY_DEFERRED,
-					       "4.3.0", "out of memory", "none",
-					       q->key);
-			sender_job_done(snd, x);
-		}
-	}
+	else if (!client_start(snd, q))
+		sender_defer_queue(snd, q, "4.3.0", "out of memory");
 }
 
 void
@@ -134,16 +135,8 @@ sender_client_closed(struct sender *snd, struct mxq *q)
 {
 	/* Jobs left (the server capped the session): a new session, still
 	 * one socket at a time since the old one is gone. */
-	if (q->head && !snd->stopping && !client_start(snd, q)) {
-		struct job *x;
-		while ((x = mxq_pop(q)) != NULL) {
-			for (size_t k = 0; k < x->n; k++)
-				sender_outcome(snd, x, k, DELIVERY_DEFERRED,
-					       "4.3.0", "out of memory", "none",
-					       q->key);
-			sender_job_done(snd, x);
-		}
-	}
+	if (q->head && !snd->stopping && !client_start(snd, q))
+		sender_defer_queue(snd, q, "4.3.0", "out of memory");
 	if (snd->stopping && snd->messages == 0 && snd->clients == 0)
 		loop_stop(snd->loop);
 }

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "net.h"
@@ -100,15 +99,6 @@ static const struct config_key sender_keys[] = {
 
 #define NKEYS (sizeof sender_keys / sizeof sender_keys[0])
 
-static char *
-host_name(void)
-{
-	char name[256];
-	if (gethostname(name, sizeof name - 1) != 0 || name[0] == '\0')
-		return strdup("localhost");
-	name[sizeof name - 1] = '\0';
-	return strdup(name);
-}
 
 static int
 sender_config_defaults(struct sender_config *c)
@@ -116,8 +106,8 @@ sender_config_defaults(struct sender_config *c)
 	memset(c, 0, sizeof *c);
 	c->maildir = strdup("/var/spool/mta/maildir");
 	c->spool = strdup("/var/spool/mta/spool");
-	c->instance = host_name();
-	c->hostname = host_name();
+	c->instance = net_local_hostname();
+	c->hostname = net_local_hostname();
 	c->smarthost = strdup("");
 	c->remote_port = 25;
 	c->scan_interval = 2 * SEC;

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
-#include <unistd.h>
 
 #include "data.h"
 #include "log.h"
@@ -86,15 +85,6 @@ static const struct config_key smtpd_keys[] = {
 
 #define NKEYS (sizeof smtpd_keys / sizeof smtpd_keys[0])
 
-static char *
-default_hostname(void)
-{
-	char name[256];
-	if (gethostname(name, sizeof name - 1) != 0 || name[0] == '\0')
-		return strdup("localhost");
-	name[sizeof name - 1] = '\0';
-	return strdup(name);
-}
 
 int
 smtpd_config_defaults(struct smtpd_config *c)
@@ -103,7 +93,7 @@ smtpd_config_defaults(struct smtpd_config *c)
 	static const char *const nets[] = {"127.0.0.0/8", "::1/128"};
 
 	memset(c, 0, sizeof *c);
-	c->hostname = default_hostname();
+	c->hostname = net_local_hostname();
 	c->maildir = strdup("/var/spool/mta/maildir");
 	c->max_message_size = 35ULL * 1024 * 1024;
 	c->max_recipients = 100;

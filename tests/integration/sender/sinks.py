@@ -11,7 +11,8 @@ socket per MX host) and records protocol violations it sees from the
 client; the conftest fails a test whose sinks saw any.
 
 Options: pipelining / 8bitmime / smtputf8 / size advertised or not, EHLO
-refused with 502 (HELO fallback), recipients rejected with 550 or 450, a
+refused with 502 (HELO fallback), recipients rejected with 550 or 450,
+senders rejected with 550, a
 delay before every reply (slow MX), 421 after N messages in one
 connection, a refusing greeting (e.g. 421) followed by close.
 
@@ -145,8 +146,10 @@ def _peer_open(sock):
 class Sink:
     def __init__(self, host, port, name=None, pipelining=True,
                  eightbitmime=True, smtputf8=False, size=None, ehlo=True,
-                 reject_rcpts=(), defer_rcpts=(), reply_delay=0.0,
-                 max_msgs_per_conn=None, greeting=None, idle_timeout=30.0):
+                 reject_rcpts=(), defer_rcpts=(), reject_senders=(),
+                 reply_delay=0.0,
+                 max_msgs_per_conn=None, over_max="421", greeting=None,
+                 idle_timeout=30.0):
         self.host = host
         self.port = port
         self.name = name or host
@@ -157,9 +160,11 @@ class Sink:
         self.ehlo = ehlo
         self.reject_rcpts = {r.lower() for r in reject_rcpts}
         self.defer_rcpts = {r.lower() for r in defer_rcpts}
+        self.reject_senders = {r.lower() for r in reject_senders}
         self.greeting = greeting    # e.g. "421 4.3.2 busy": then close
         self.reply_delay = reply_delay
         self.max_msgs_per_conn = max_msgs_per_conn
+        self.over_max = over_max    # "421", or "close": drop the socket
         self.idle_timeout = idle_timeout
         self.lock = threading.Lock()
         self.conns = []
@@ -430,6 +435,8 @@ class Sink:
             self.violation(conn, "MAIL inside a transaction (no RSET)")
         if self.max_msgs_per_conn is not None and \
                 conn.messages >= self.max_msgs_per_conn:
+            if self.over_max == "close":   # as if the server crashed
+                raise Closed()
             self._reply(sock, conn, "421 4.7.0 too many messages in this "
                                     "connection, closing")
             self._close_after(sock, conn, st)
@@ -447,6 +454,14 @@ class Sink:
                 self.violation(conn, f"MAIL parameter {p!r} not offered")
                 self._reply(sock, conn, "555 5.5.4 unsupported parameter")
                 return None
+            if key == "SIZE" and self.size and \
+                    int(p.split("=", 1)[1]) > self.size:
+                self._reply(sock, conn, "552 5.3.4 message size exceeds "
+                                        "fixed limit")
+                return None
+        if m.group(2).lower() in self.reject_senders:
+            self._reply(sock, conn, "550 5.7.1 sender rejected by policy")
+            return None
         self._reply(sock, conn, "250 2.1.0 sender ok")
         return {"from": m.group(2), "params": params, "rcpts": [],
                 "tried": 0}

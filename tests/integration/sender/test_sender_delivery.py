@@ -137,6 +137,46 @@ def test_one_recipient_rejected_others_delivered(sender, mx):
     assert len(sink.conns) == 1
 
 
+def test_failed_transactions_then_next_message_same_session(sender, mx):
+    """Transactions that fail: every RCPT refused; MAIL refused (its
+    pipelined RCPTs then get 503); bigger than the server's SIZE. The
+    session goes on (RSET after a failed transaction: the sink flags a
+    MAIL inside an open transaction) and the next message is delivered."""
+    sink = mx.sink("mx1.test", size=2000,
+                   reject_rcpts=["x@one.test", "y@one.test"],
+                   reject_senders=["spammer@example.org"])
+    # A long linger keeps the session open for the message dropped last.
+    s = sender(start=False, idle_linger="5s")
+    q_rcpts = s.drop(["x@one.test", "y@one.test"])
+    q_from = s.drop(["f@one.test"], mail_from="spammer@example.org")
+    q_big = s.drop(["big@one.test"], b"Subject: big\n\n" + b"z" * 900 +
+                   b"\n" + b"z" * 900 + b"\n" + b"z" * 900 + b"\n")
+    s.start()
+    s.wait_done(3)
+    q_ok = s.drop(["ok@one.test"])
+    s.wait_done(4)
+    one_each(sink.wait_messages(1), [q_ok])
+    assert len(sink.conns) == 1, sink.conns
+    verbs = sink.conns[0].verbs()
+    assert verbs.count("MAIL") >= 3 and verbs[-3:] == ["MAIL", "RCPT",
+                                                       "DATA"], verbs
+    st = outcomes(s)
+    (f,) = st["f@one.test"]
+    assert (f["event"], f["dsn"]) == ("delivery.bounced", "5.7.1"), f
+    assert "sender rejected" in f["reply"], f
+    for r in ("x@one.test", "y@one.test"):
+        assert [(e["event"], e["dsn"]) for e in st[r]] == [
+            ("delivery.bounced", "5.1.1")], st[r]
+    (b,) = st["big@one.test"]
+    assert (b["event"], b["dsn"]) == ("delivery.bounced", "5.3.4"), b
+    assert "size" in b["reply"].lower(), b
+    assert [e["status"] for e in st["ok@one.test"]] == ["sent"]
+    assert s.cur_files() == sorted([f"{q_rcpts}.test:2,PT",
+                                    f"{q_from}.test:2,PT",
+                                    f"{q_big}.test:2,PT",
+                                    f"{q_ok}.test:2,P"])
+
+
 def test_malformed_files_set_aside_rest_flows(sender, mx):
     sink = mx.sink("mx1.test")
     s = sender(start=False)

@@ -110,8 +110,11 @@ def test_slow_mx_does_not_slow_the_others(sender, mx):
     s.wait_done(11)
 
 
-def test_421_mid_session_rest_goes_in_new_sessions(sender, mx):
-    sink = mx.sink("mx1.test", max_msgs_per_conn=3)
+@pytest.mark.parametrize("how", ["421", "close"])
+def test_421_mid_session_rest_goes_in_new_sessions(sender, mx, how):
+    """After 3 messages the server says 421 (or just closes, as if it
+    crashed) at the next MAIL."""
+    sink = mx.sink("mx1.test", max_msgs_per_conn=3, over_max=how)
     s = sender(start=False)
     qids = [s.drop([f"u{i}@one.test"]) for i in range(10)]
     s.start()
