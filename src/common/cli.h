@@ -13,7 +13,7 @@
 #define CLI_CONTINUE (-1)
 
 struct cli {
-	const char *config;  /* -c FILE, or NULL for built-in defaults */
+	const char *config; /* -c FILE, or NULL for built-in defaults */
 	bool check_config;
 	const char *command; /* one of the allowed commands, or NULL */
 };

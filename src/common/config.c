@@ -36,7 +36,7 @@
 #include <yaml.h>
 
 #define CONFIG_FILE_MAX (1024 * 1024) /* bytes read from one file */
-#define CONFIG_PATH_MAX 256           /* a dotted key path */
+#define CONFIG_PATH_MAX 256	      /* a dotted key path */
 
 /* Feeds libyaml from a FILE, counting bytes so the file stays bounded. */
 struct config_reader {
@@ -70,13 +70,13 @@ struct config_ctx {
  * Sets the error: "FILE:LINE:COLUMN: message" at a libyaml mark, or
  * "FILE: message" without one. Returns -1.
  */
-static int
-config_fail(struct config_ctx *ctx, const yaml_mark_t *mark,
-	    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int config_fail(struct config_ctx *ctx, const yaml_mark_t *mark,
+		       const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int
-config_fail(struct config_ctx *ctx, const yaml_mark_t *mark,
-	    const char *fmt, ...)
+config_fail(struct config_ctx *ctx, const yaml_mark_t *mark, const char *fmt,
+	    ...)
 {
 	char msg[CONFIG_ERR_MAX];
 	va_list ap;
@@ -158,11 +158,10 @@ config_parser_error(struct config_ctx *ctx)
 		return config_fail(ctx, &mark, "%s", p->problem);
 	}
 	if (p->context != NULL)
-		return config_fail(ctx, &p->problem_mark,
-				   "%s %s (line %zu, column %zu)",
-				   p->problem ? p->problem : "syntax error",
-				   p->context, p->context_mark.line + 1,
-				   p->context_mark.column + 1);
+		return config_fail(
+		    ctx, &p->problem_mark, "%s %s (line %zu, column %zu)",
+		    p->problem ? p->problem : "syntax error", p->context,
+		    p->context_mark.line + 1, p->context_mark.column + 1);
 	return config_fail(ctx, &p->problem_mark, "%s",
 			   p->problem ? p->problem : "syntax error");
 }
@@ -202,7 +201,8 @@ config_next(struct config_ctx *ctx, yaml_event_t *ev)
 	} else if (ev->type == YAML_SCALAR_EVENT &&
 		   memchr(ev->data.scalar.value, '\0',
 			  ev->data.scalar.length) != NULL) {
-		/* "\0" in double quotes; C string code below would stop there */
+		/* "\0" in double quotes; C string code below would stop there
+		 */
 		config_fail(ctx, &ev->start_mark, "NUL bytes are not allowed");
 	} else {
 		return 0;
@@ -254,18 +254,17 @@ config_set_list(struct config_ctx *ctx, const struct config_key *key,
 		const yaml_event_t *ev)
 {
 	struct config_list *list =
-		(struct config_list *)(void *)(ctx->target + key->offset);
+	    (struct config_list *)(void *)(ctx->target + key->offset);
 	char *items[CONFIG_LIST_MAX], **copy = NULL, msg[CONFIG_ERR_MAX];
 	size_t n = 0;
 	int rc = 0;
 
 	if (ev->type == YAML_MAPPING_START_EVENT || config_value_is_null(ev))
-		return config_fail(ctx, &ev->start_mark,
-				   "%s: expected a list, got %s (write [] "
-				   "for an empty list)",
-				   key->path,
-				   config_value_is_null(ev) ? "null"
-							    : "a mapping");
+		return config_fail(
+		    ctx, &ev->start_mark,
+		    "%s: expected a list, got %s (write [] "
+		    "for an empty list)",
+		    key->path, config_value_is_null(ev) ? "null" : "a mapping");
 	if (ev->type != YAML_SCALAR_EVENT)
 		rc = config_sequence(ctx, key, items, &n);
 	else if (config_value_list_item(key, ev, 0, &items[0], msg,
@@ -394,13 +393,13 @@ config_entry(struct config_ctx *ctx, const char *prefix,
 		idx = config_lookup(ctx, path, len, &section);
 	if (idx == ctx->nkeys) {
 		config_value_show(shown, (const unsigned char *)path,
-			    strlen(path));
+				  strlen(path));
 		return config_fail(ctx, &kev->start_mark, "unknown key '%s'",
 				   shown);
 	}
 	if (config_mark_seen(ctx, idx, len) < 0)
-		return config_fail(ctx, &kev->start_mark,
-				   "duplicate key '%s'", path);
+		return config_fail(ctx, &kev->start_mark, "duplicate key '%s'",
+				   path);
 	if (section)
 		return config_section(ctx, path);
 	return config_set_value(ctx, &ctx->keys[idx]);
@@ -428,8 +427,7 @@ config_mapping(struct config_ctx *ctx, const char *prefix)
 
 /* Consumes one event, keeping only its type and mark. */
 static int
-config_skip(struct config_ctx *ctx, yaml_event_type_t *type,
-	    yaml_mark_t *mark)
+config_skip(struct config_ctx *ctx, yaml_event_type_t *type, yaml_mark_t *mark)
 {
 	yaml_event_t ev;
 
@@ -496,12 +494,12 @@ config_load(const char *file, const struct config_key *keys, size_t nkeys,
 	    void *target, char *err, size_t errlen)
 {
 	struct config_ctx ctx = {
-		.file = file,
-		.keys = keys,
-		.nkeys = nkeys,
-		.target = target,
-		.err = err,
-		.errlen = errlen,
+	    .file = file,
+	    .keys = keys,
+	    .nkeys = nkeys,
+	    .target = target,
+	    .err = err,
+	    .errlen = errlen,
 	};
 	struct stat st;
 	int rc = -1;

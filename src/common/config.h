@@ -15,18 +15,18 @@
 #include <stdint.h>
 
 #define CONFIG_ERR_MAX 512
-#define CONFIG_LIST_MAX 64  /* items in one list */
+#define CONFIG_LIST_MAX 64 /* items in one list */
 #define CONFIG_STRING_MAX 1024
 
 enum config_type {
-	CONFIG_STRING,   /* char *, malloc'd; default may be NULL */
-	CONFIG_UINT,     /* uint64_t, within [min, max] */
-	CONFIG_SIZE,     /* uint64_t bytes; accepts 123, 10k, 35M, 1G (KiB..) */
+	CONFIG_STRING,	 /* char *, malloc'd; default may be NULL */
+	CONFIG_UINT,	 /* uint64_t, within [min, max] */
+	CONFIG_SIZE,	 /* uint64_t bytes; accepts 123, 10k, 35M, 1G (KiB..) */
 	CONFIG_DURATION, /* uint64_t milliseconds; accepts 30, 30s, 500ms,
 			    5m, 2h, 1d (a bare number is seconds) */
-	CONFIG_BOOL,     /* bool; true/false/yes/no/on/off */
-	CONFIG_ENUM,     /* unsigned index into names[] */
-	CONFIG_LIST,     /* struct config_list of strings */
+	CONFIG_BOOL,	 /* bool; true/false/yes/no/on/off */
+	CONFIG_ENUM,	 /* unsigned index into names[] */
+	CONFIG_LIST,	 /* struct config_list of strings */
 };
 
 struct config_list {
@@ -43,19 +43,19 @@ typedef int config_check_fn(const char *value, char *msg, size_t cap);
 struct config_key {
 	const char *path; /* "timeouts.command" */
 	enum config_type type;
-	size_t offset;    /* offsetof(struct settings, field) */
-	uint64_t min;     /* UINT/SIZE/DURATION bounds, inclusive */
+	size_t offset; /* offsetof(struct settings, field) */
+	uint64_t min;  /* UINT/SIZE/DURATION bounds, inclusive */
 	uint64_t max;
 	const char *const *names; /* ENUM: NULL-terminated value names */
-	config_check_fn *check;   /* STRING/LIST: NULL or a value check */
+	config_check_fn *check;	  /* STRING/LIST: NULL or a value check */
 };
 
 /*
  * Reads file into target using keys. Returns 0, or -1 with err holding
  * "FILE:LINE:COLUMN: message" (or "FILE: strerror" when unreadable).
  */
-int config_load(const char *file, const struct config_key *keys,
-		size_t nkeys, void *target, char *err, size_t errlen);
+int config_load(const char *file, const struct config_key *keys, size_t nkeys,
+		void *target, char *err, size_t errlen);
 
 /* Sets a list from string literals (defaults). Returns -1 on ENOMEM. */
 int config_list_set(struct config_list *, const char *const *items,

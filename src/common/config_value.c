@@ -36,30 +36,29 @@ struct config_value_unit {
 
 /* Powers of 1024; "b" is bytes. */
 static const struct config_value_unit config_value_size_units[] = {
-	{"", 1, false},
-	{"b", 1, false},
-	{"B", 1, false},
-	{"K", CONFIG_VALUE_KIB, true},
-	{"k", CONFIG_VALUE_KIB, false},
-	{"KiB", CONFIG_VALUE_KIB, false},
-	{"M", CONFIG_VALUE_MIB, true},
-	{"m", CONFIG_VALUE_MIB, false},
-	{"MiB", CONFIG_VALUE_MIB, false},
-	{"G", CONFIG_VALUE_GIB, true},
-	{"g", CONFIG_VALUE_GIB, false},
-	{"GiB", CONFIG_VALUE_GIB, false},
+    {"", 1, false},
+    {"b", 1, false},
+    {"B", 1, false},
+    {"K", CONFIG_VALUE_KIB, true},
+    {"k", CONFIG_VALUE_KIB, false},
+    {"KiB", CONFIG_VALUE_KIB, false},
+    {"M", CONFIG_VALUE_MIB, true},
+    {"m", CONFIG_VALUE_MIB, false},
+    {"MiB", CONFIG_VALUE_MIB, false},
+    {"G", CONFIG_VALUE_GIB, true},
+    {"g", CONFIG_VALUE_GIB, false},
+    {"GiB", CONFIG_VALUE_GIB, false},
 };
 
 /* Milliseconds; a bare number is seconds. */
 static const struct config_value_unit config_value_duration_units[] = {
-	{"", 1000, false},  {"ms", 1, true},	  {"s", 1000, true},
-	{"m", 60000, true}, {"h", 3600000, true}, {"d", 86400000, true},
+    {"", 1000, false},	{"ms", 1, true},      {"s", 1000, true},
+    {"m", 60000, true}, {"h", 3600000, true}, {"d", 86400000, true},
 };
 
 /* Sets msg (the message without its position). Returns -1. */
-static int
-config_value_fail(char *msg, size_t cap, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static int config_value_fail(char *msg, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int
 config_value_fail(char *msg, size_t cap, const char *fmt, ...)
@@ -208,9 +207,9 @@ config_value_set_number(const struct config_key *key, const yaml_event_t *ev,
 		config_value_format(hi, sizeof hi, key->max, units, nunits);
 		config_value_show(got, ev->data.scalar.value,
 				  ev->data.scalar.length);
-		return config_value_fail(msg, cap,
-					 "%s: must be between %s and %s, got %s",
-					 key->path, lo, hi, got);
+		return config_value_fail(
+		    msg, cap, "%s: must be between %s and %s, got %s",
+		    key->path, lo, hi, got);
 	}
 	memcpy(field, &v, sizeof v);
 	return 0;
@@ -223,9 +222,8 @@ config_value_string(const char *path, const yaml_event_t *ev, char **out,
 	size_t n = ev->data.scalar.length;
 
 	if (config_value_is_null(ev))
-		return config_value_fail(msg, cap,
-					 "%s: expected a string, got null",
-					 path);
+		return config_value_fail(
+		    msg, cap, "%s: expected a string, got null", path);
 	if (n > CONFIG_STRING_MAX)
 		return config_value_fail(msg, cap, "%s: longer than %d bytes",
 					 path, CONFIG_STRING_MAX);
@@ -238,8 +236,8 @@ config_value_string(const char *path, const yaml_event_t *ev, char **out,
 
 /* The key's own check, with the key's name in front of its message. */
 static int
-config_value_check(const struct config_key *key, const char *value,
-		   char *msg, size_t cap)
+config_value_check(const struct config_key *key, const char *value, char *msg,
+		   size_t cap)
 {
 	char why[CONFIG_ERR_MAX / 2];
 
@@ -298,8 +296,7 @@ config_value_set_enum(const struct config_key *key, const yaml_event_t *ev,
 	char got[CONFIG_VALUE_SHOW_CAP], names[256] = "";
 	size_t o = 0;
 
-	for (unsigned i = 0; key->names != NULL && key->names[i] != NULL;
-	     i++) {
+	for (unsigned i = 0; key->names != NULL && key->names[i] != NULL; i++) {
 		if (strcasecmp(v, key->names[i]) == 0) {
 			memcpy(field, &i, sizeof i);
 			return 0;
@@ -319,13 +316,10 @@ config_value_set(const struct config_key *key, const yaml_event_t *ev,
 		 void *field, char *msg, size_t cap)
 {
 	static const char *const expected[] = {
-		[CONFIG_STRING] = "a string",
-		[CONFIG_UINT] = "a whole number",
-		[CONFIG_SIZE] = "a size",
-		[CONFIG_DURATION] = "a duration",
-		[CONFIG_BOOL] = "true or false",
-		[CONFIG_ENUM] = "a name",
-		[CONFIG_LIST] = "a list",
+	    [CONFIG_STRING] = "a string",    [CONFIG_UINT] = "a whole number",
+	    [CONFIG_SIZE] = "a size",	     [CONFIG_DURATION] = "a duration",
+	    [CONFIG_BOOL] = "true or false", [CONFIG_ENUM] = "a name",
+	    [CONFIG_LIST] = "a list",
 	};
 	char got[CONFIG_VALUE_SHOW_CAP];
 

@@ -48,15 +48,14 @@ int config_value_set(const struct config_key *key, const yaml_event_t *ev,
  * A scalar as a new string (STRING values and LIST items): not null, at
  * most CONFIG_STRING_MAX bytes. Returns 0 with *out malloc'd, or -1.
  */
-int config_value_string(const char *path, const yaml_event_t *ev,
-			char **out, char *msg, size_t cap);
+int config_value_string(const char *path, const yaml_event_t *ev, char **out,
+			char *msg, size_t cap);
 
 /*
  * Item n (0-based) of the list at key: a scalar, and no more than
  * CONFIG_LIST_MAX of them. Returns 0 with *out malloc'd, or -1.
  */
-int config_value_list_item(const struct config_key *key,
-			   const yaml_event_t *ev, size_t n, char **out,
-			   char *msg, size_t cap);
+int config_value_list_item(const struct config_key *key, const yaml_event_t *ev,
+			   size_t n, char **out, char *msg, size_t cap);
 
 #endif

@@ -32,9 +32,9 @@
 #define ENVELOPE_RCPT_INITIAL 8
 
 struct envelope_line {
-	const char *s;   /* first octet of the line */
-	size_t len;      /* without LF and trailing CR/space/tab */
-	size_t next;     /* offset of the next line */
+	const char *s; /* first octet of the line */
+	size_t len;    /* without LF and trailing CR/space/tab */
+	size_t next;   /* offset of the next line */
 };
 
 static unsigned char
@@ -109,8 +109,8 @@ envelope_get_line(const char *buf, size_t len, size_t pos, int at_eof,
 static enum envelope_err
 envelope_from(const struct envelope_line *line, struct envelope *out)
 {
-	size_t pos = envelope_skip_wsp(line->s, line->len,
-				       strlen(ENVELOPE_FROM));
+	size_t pos =
+	    envelope_skip_wsp(line->s, line->len, strlen(ENVELOPE_FROM));
 	size_t used;
 	const char *bad;
 
@@ -147,11 +147,9 @@ envelope_grow(struct envelope *out, size_t *cap)
 
 /* "X-Original-To:" WSP path: RFC 5321 4.1.1.3 RCPT, no parameters. */
 static enum envelope_err
-envelope_to(const struct envelope_line *line, struct envelope *out,
-	    size_t *cap)
+envelope_to(const struct envelope_line *line, struct envelope *out, size_t *cap)
 {
-	size_t pos = envelope_skip_wsp(line->s, line->len,
-				       strlen(ENVELOPE_TO));
+	size_t pos = envelope_skip_wsp(line->s, line->len, strlen(ENVELOPE_TO));
 	size_t used;
 	struct smtp_path path;
 
@@ -172,7 +170,7 @@ envelope_to(const struct envelope_line *line, struct envelope *out,
 /* One complete X-Original-* line at offset pos. */
 static enum envelope_err
 envelope_judge(const struct envelope_line *line, size_t pos,
-	      struct envelope *out, size_t *cap)
+	       struct envelope *out, size_t *cap)
 {
 	if (line->next > ENVELOPE_BLOCK_MAX)
 		return ENVELOPE_ERR_TOO_LONG;

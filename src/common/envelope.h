@@ -25,12 +25,12 @@
 
 enum envelope_err {
 	ENVELOPE_OK,
-	ENVELOPE_INCOMPLETE,    /* need more bytes: the block did not end */
-	ENVELOPE_ERR_NO_FROM,   /* first line is not X-Original-From */
-	ENVELOPE_ERR_NO_RCPT,   /* no X-Original-To line */
-	ENVELOPE_ERR_SYNTAX,    /* a line that does not parse */
-	ENVELOPE_ERR_TOO_MANY,  /* more than ENVELOPE_RCPT_MAX recipients */
-	ENVELOPE_ERR_TOO_LONG,  /* block longer than ENVELOPE_BLOCK_MAX */
+	ENVELOPE_INCOMPLETE,   /* need more bytes: the block did not end */
+	ENVELOPE_ERR_NO_FROM,  /* first line is not X-Original-From */
+	ENVELOPE_ERR_NO_RCPT,  /* no X-Original-To line */
+	ENVELOPE_ERR_SYNTAX,   /* a line that does not parse */
+	ENVELOPE_ERR_TOO_MANY, /* more than ENVELOPE_RCPT_MAX recipients */
+	ENVELOPE_ERR_TOO_LONG, /* block longer than ENVELOPE_BLOCK_MAX */
 	ENVELOPE_ERR_NOMEM,
 };
 
@@ -39,7 +39,7 @@ struct envelope {
 	struct mail_params params; /* BODY and SMTPUTF8 from the From line */
 	struct smtp_path *rcpts;   /* malloc'd, nrcpt entries */
 	size_t nrcpt;
-	size_t body_offset;        /* first byte after the block */
+	size_t body_offset; /* first byte after the block */
 };
 
 /*

@@ -47,7 +47,7 @@
 #include <unistd.h>
 
 #define LOG_CACHE_LINE 64
-#define LOG_SVC_MAX 128  /* escaped "svc" value */
+#define LOG_SVC_MAX 128	 /* escaped "svc" value */
 #define LOG_IOV_BATCH 64 /* slots per writev() */
 #define LOG_TRUNC_MARK ",\"truncated\":true"
 #define LOG_TAIL_RESERVE (sizeof LOG_TRUNC_MARK - 1 + 2) /* mark + "}\n" */
@@ -69,7 +69,7 @@ struct logger {
 	/* Producer side. */
 	_Alignas(LOG_CACHE_LINE) atomic_size_t head;
 	_Atomic uint64_t dropped; /* stored by the producer only */
-	uint64_t reported;        /* part of dropped already reported */
+	uint64_t reported;	  /* part of dropped already reported */
 	struct log_line line;
 	char svc[LOG_SVC_MAX]; /* already JSON-escaped */
 	size_t svc_len;
@@ -221,7 +221,7 @@ log_line_key(struct log_line *l, const char *key)
 	if (log_line_raw(l, ",\"", 2) < 0)
 		goto fail;
 	w = log_escape_span(l->slot->buf + l->pos, log_line_room(l), key, klen,
-	                    &used);
+			    &used);
 	l->pos += w;
 	if (used < klen || log_line_raw(l, "\":", 2) < 0)
 		goto fail;
@@ -245,7 +245,7 @@ log_line_string(struct log_line *l, size_t start, const char *val, size_t n)
 	}
 	l->slot->buf[l->pos++] = '"';
 	w = log_escape_span(l->slot->buf + l->pos, log_line_room(l) - 1, val, n,
-	                    &used);
+			    &used);
 	l->pos += w;
 	l->slot->buf[l->pos++] = '"';
 	if (used < n)
@@ -317,7 +317,7 @@ log_ms(struct log_line *l, const char *key, uint64_t ms)
 {
 	char num[32];
 	int n = snprintf(num, sizeof num, "%" PRIu64 ".%03u", ms / 1000,
-	                 (unsigned)(ms % 1000));
+			 (unsigned)(ms % 1000));
 
 	if (n > 0)
 		log_line_literal(l, key, num, (size_t)n);
@@ -368,24 +368,24 @@ log_format_ts(char *buf, size_t cap)
 		secs += 86400, days--;
 	log_civil(days, &year, &mon, &mday);
 	n = snprintf(buf, cap, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", year,
-	             mon, mday, (int)(secs / 3600), (int)(secs / 60 % 60),
-	             (int)(secs % 60), (int)(ts.tv_nsec / 1000000));
+		     mon, mday, (int)(secs / 3600), (int)(secs / 60 % 60),
+		     (int)(secs % 60), (int)(ts.tv_nsec / 1000000));
 	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
 /* Starts a line in the slot at head: ts, level, svc, event. */
 static struct log_line *
 log_line_open(struct logger *lg, size_t head, enum log_level level,
-              const char *event)
+	      const char *event)
 {
 	struct log_line *l = &lg->line;
 	char hdr[LOG_SVC_MAX + 128];
 	char ts[64];
 	size_t tslen = log_format_ts(ts, sizeof ts);
 	int n = snprintf(hdr, sizeof hdr,
-	                 "{\"ts\":\"%.*s\",\"level\":\"%s\",\"svc\":\"%.*s\"",
-	                 (int)tslen, ts, log_level_name(level),
-	                 (int)lg->svc_len, lg->svc);
+			 "{\"ts\":\"%.*s\",\"level\":\"%s\",\"svc\":\"%.*s\"",
+			 (int)tslen, ts, log_level_name(level),
+			 (int)lg->svc_len, lg->svc);
 
 	l->lg = lg;
 	l->slot = &lg->slots[head % LOG_RING_SLOTS];
@@ -432,7 +432,7 @@ log_line_publish(struct log_line *l)
 	atomic_store_explicit(&lg->head, head + 1, memory_order_seq_cst);
 	if (atomic_load_explicit(&lg->sleeping, memory_order_seq_cst) &&
 	    atomic_exchange_explicit(&lg->sleeping, false,
-	                             memory_order_seq_cst))
+				     memory_order_seq_cst))
 		log_wake(lg);
 }
 
@@ -478,8 +478,8 @@ log_dropped(const struct logger *lg)
 {
 	/* The cast only drops const for C11 atomic_load's prototype. */
 	return lg ? atomic_load_explicit((_Atomic uint64_t *)&lg->dropped,
-	                                 memory_order_relaxed)
-	          : 0;
+					 memory_order_relaxed)
+		  : 0;
 }
 
 /* ---- the logger thread ----------------------------------------------- */
@@ -564,7 +564,7 @@ log_drain_pipe(struct logger *lg)
 		if (r == (ssize_t)sizeof buf || (r < 0 && errno == EINTR))
 			continue;
 		return; /* short read, EAGAIN: empty; other errors: retry later
-		         */
+			 */
 	}
 }
 

@@ -36,9 +36,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LOOP_HEAP_MIN 16   /* first heap allocation, in timers */
-#define LOOP_DEFER_MIN 16  /* first deferred-free allocation, in entries */
-#define LOOP_SIG_CHUNK 64  /* signal bytes read per dispatch */
+#define LOOP_HEAP_MIN 16  /* first heap allocation, in timers */
+#define LOOP_DEFER_MIN 16 /* first deferred-free allocation, in entries */
+#define LOOP_SIG_CHUNK 64 /* signal bytes read per dispatch */
 
 struct loop_watch_slot {
 	unsigned events;
@@ -60,7 +60,7 @@ struct loop_deferred {
 struct loop_sig_slot {
 	loop_signal_fn *fn;
 	void *arg;
-	bool installed;      /* our handler is in place; old is valid */
+	bool installed;	      /* our handler is in place; old is valid */
 	struct sigaction old; /* restored by loop_free() */
 };
 
@@ -168,8 +168,7 @@ loop_set_events(struct loop *l, int fd, unsigned events)
 }
 
 int
-loop_watch(struct loop *l, int fd, unsigned events, loop_io_fn *fn,
-	   void *arg)
+loop_watch(struct loop *l, int fd, unsigned events, loop_io_fn *fn, void *arg)
 {
 	struct loop_watch_slot *w;
 
@@ -578,7 +577,8 @@ loop_dispatch_io(struct loop *l, const fd_set *rfds, const fd_set *wfds,
 		}
 		if (!events)
 			continue;
-		/* Re-check: an earlier callback may have removed or replaced it. */
+		/* Re-check: an earlier callback may have removed or replaced
+		 * it. */
 		if (!w->fn || w->epoch == l->epoch)
 			continue;
 		events &= w->events;

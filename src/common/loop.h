@@ -39,9 +39,9 @@ typedef uint64_t loop_clock_fn(void *arg);
 
 /* Embedded in its owner; initialise once with loop_timer_init(). */
 struct loop_timer {
-	uint64_t when;     /* loop_now() value at which it fires */
+	uint64_t when;	   /* loop_now() value at which it fires */
 	size_t heap_index; /* position in the heap, SIZE_MAX when disarmed */
-	uint64_t seq;      /* arm order: breaks ties, defers arms made while
+	uint64_t seq;	   /* arm order: breaks ties, defers arms made while
 			      timers are being dispatched to the next pass */
 	loop_timer_fn *fn;
 	void *arg;

@@ -139,8 +139,8 @@ maildir_mkdir_p(const char *path)
 static int
 maildir_open_dirs(struct maildir *md, char *err, size_t errlen)
 {
-	static const char *const sub[] = { "tmp", "new", "cur" };
-	int fds[3] = { -1, -1, -1 };
+	static const char *const sub[] = {"tmp", "new", "cur"};
+	int fds[3] = {-1, -1, -1};
 
 	md->root_fd = maildir_mkdir_p(md->path);
 	if (md->root_fd < 0) {
@@ -445,8 +445,8 @@ maildir_sync_one(struct maildir_file *f, bool synced)
 static size_t
 maildir_sync_batch(struct maildir *md, struct maildir_file **list, size_t n)
 {
-	bool use_syncfs = md->syncfs_ok && n >= MAILDIR_SYNCFS_MIN &&
-			  syncfs(md->tmp_fd) == 0;
+	bool use_syncfs =
+	    md->syncfs_ok && n >= MAILDIR_SYNCFS_MIN && syncfs(md->tmp_fd) == 0;
 	size_t left = 0;
 	struct maildir_file **pp = list;
 	while (*pp) {

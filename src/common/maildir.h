@@ -30,10 +30,10 @@ struct maildir_file;
 typedef void maildir_done_fn(struct maildir_file *, int err, void *arg);
 
 struct maildir_file {
-	int fd;                              /* -1 when not open */
-	char name[MAILDIR_NAME_MAX + 1];     /* file name inside tmp/ or new/ */
+	int fd;				 /* -1 when not open */
+	char name[MAILDIR_NAME_MAX + 1]; /* file name inside tmp/ or new/ */
 	char queue_id[MAILDIR_QUEUE_ID_MAX + 1];
-	uint64_t written;                    /* bytes written so far */
+	uint64_t written; /* bytes written so far */
 	/* private to maildir.c: */
 	struct maildir_file *next;
 	maildir_done_fn *done;

@@ -63,8 +63,8 @@ net_copy(char *dst, size_t cap, const char *s, size_t len)
 }
 
 static int
-net_fill_in6(const char *host, unsigned long port,
-	     struct sockaddr_storage *out, socklen_t *outlen)
+net_fill_in6(const char *host, unsigned long port, struct sockaddr_storage *out,
+	     socklen_t *outlen)
 {
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
 	memset(out, 0, sizeof *out);
@@ -78,8 +78,8 @@ net_fill_in6(const char *host, unsigned long port,
 }
 
 static int
-net_fill_in4(const char *host, unsigned long port,
-	     struct sockaddr_storage *out, socklen_t *outlen)
+net_fill_in4(const char *host, unsigned long port, struct sockaddr_storage *out,
+	     socklen_t *outlen)
 {
 	struct sockaddr_in *sin = (struct sockaddr_in *)out;
 	memset(out, 0, sizeof *out);
@@ -133,7 +133,7 @@ net_raw_of(const struct sockaddr *sa, struct net_raw *raw)
 	}
 	if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *sin6 =
-			(const struct sockaddr_in6 *)sa;
+		    (const struct sockaddr_in6 *)sa;
 		raw->family = AF_INET6;
 		raw->bytes = sin6->sin6_addr.s6_addr;
 		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
@@ -181,8 +181,8 @@ int
 net_listen(const struct sockaddr *sa, socklen_t len, int backlog)
 {
 	int one = 1;
-	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			0);
+	int fd = socket(sa->sa_family,
+			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
@@ -259,13 +259,14 @@ cidr_match(const struct cidr *net, const struct sockaddr *sa)
 	/* a mapped peer still matches an IPv6 network written as ::ffff:... */
 	if (net->family == AF_INET6 && sa->sa_family == AF_INET6) {
 		raw.family = AF_INET6;
-		raw.bytes = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		raw.bytes =
+		    ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
 	}
 	if (raw.family != net->family)
 		return false;
 	size_t nbytes = net->family == AF_INET ? 4 : 16;
-	unsigned prefix = net->prefix > 8 * nbytes ? 8 * (unsigned)nbytes
-						   : net->prefix;
+	unsigned prefix =
+	    net->prefix > 8 * nbytes ? 8 * (unsigned)nbytes : net->prefix;
 	memcpy(peer, raw.bytes, nbytes);
 	memcpy(want, net->addr, nbytes);
 	net_mask(peer, nbytes, prefix);

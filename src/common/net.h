@@ -12,9 +12,9 @@
 #define NET_ADDR_STR_MAX 64 /* "[ffff:...]:65535" fits */
 
 struct cidr {
-	int family;         /* AF_INET or AF_INET6 */
+	int family; /* AF_INET or AF_INET6 */
 	unsigned char addr[16];
-	unsigned prefix;    /* 0..32 or 0..128 */
+	unsigned prefix; /* 0..32 or 0..128 */
 };
 
 /*

@@ -447,10 +447,10 @@ smtp_path_parse(const char *s, size_t len, unsigned flags,
 		struct smtp_path *out, size_t *consumed)
 {
 	struct addr_parser p = {
-		.s = (const unsigned char *)s,
-		.len = len,
-		.pos = 1,
-		.flags = flags,
+	    .s = (const unsigned char *)s,
+	    .len = len,
+	    .pos = 1,
+	    .flags = flags,
 	};
 	enum addr_err e;
 

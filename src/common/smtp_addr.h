@@ -22,20 +22,20 @@
 
 enum addr_err {
 	ADDR_OK,
-	ADDR_ERR_SYNTAX,        /* 501 5.1.3 (RCPT) / 5.1.7 (MAIL) */
-	ADDR_ERR_NO_BRACKETS,   /* missing '<' ... '>' */
-	ADDR_ERR_LOCAL_LONG,    /* 501 5.1.3 local part over 64 */
-	ADDR_ERR_DOMAIN_LONG,   /* domain over 255 */
-	ADDR_ERR_PATH_LONG,     /* path over 256 */
-	ADDR_ERR_DOMAIN,        /* bad domain or address literal */
-	ADDR_ERR_UTF8,          /* non-ASCII without SMTPUTF8: 553 5.6.7 */
+	ADDR_ERR_SYNTAX,	   /* 501 5.1.3 (RCPT) / 5.1.7 (MAIL) */
+	ADDR_ERR_NO_BRACKETS,	   /* missing '<' ... '>' */
+	ADDR_ERR_LOCAL_LONG,	   /* 501 5.1.3 local part over 64 */
+	ADDR_ERR_DOMAIN_LONG,	   /* domain over 255 */
+	ADDR_ERR_PATH_LONG,	   /* path over 256 */
+	ADDR_ERR_DOMAIN,	   /* bad domain or address literal */
+	ADDR_ERR_UTF8,		   /* non-ASCII without SMTPUTF8: 553 5.6.7 */
 	ADDR_ERR_NULL_NOT_ALLOWED, /* "<>" where a mailbox is needed */
 };
 
 enum addr_flags {
-	ADDR_ALLOW_NULL = 1,       /* MAIL FROM:<> */
+	ADDR_ALLOW_NULL = 1,	   /* MAIL FROM:<> */
 	ADDR_ALLOW_POSTMASTER = 2, /* RCPT TO:<postmaster> (any case) */
-	ADDR_ALLOW_UTF8 = 4,       /* SMTPUTF8 given on MAIL */
+	ADDR_ALLOW_UTF8 = 4,	   /* SMTPUTF8 given on MAIL */
 };
 
 struct smtp_path {
@@ -43,13 +43,13 @@ struct smtp_path {
 	 * "postmaster" for the bare form. */
 	char addr[SMTP_PATH_MAX + 1];
 	size_t len;
-	size_t at;        /* index of the '@' that splits local and domain;
-			     == len when there is no domain */
+	size_t at; /* index of the '@' that splits local and domain;
+		      == len when there is no domain */
 	bool is_null;
 	bool is_postmaster;
-	bool quoted;      /* local part is a Quoted-string */
-	bool literal;     /* domain is an address literal [..] */
-	bool utf8;        /* contains octets >= 0x80 */
+	bool quoted;  /* local part is a Quoted-string */
+	bool literal; /* domain is an address literal [..] */
+	bool utf8;    /* contains octets >= 0x80 */
 };
 
 /*

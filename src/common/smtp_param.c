@@ -159,9 +159,9 @@ static const struct param_kind {
 	const char *name;
 	enum param_err (*apply)(const struct param *, struct mail_params *);
 } param_mail_table[] = {
-	{ "SIZE", param_size },
-	{ "BODY", param_body },
-	{ "SMTPUTF8", param_smtputf8 },
+    {"SIZE", param_size},
+    {"BODY", param_body},
+    {"SMTPUTF8", param_smtputf8},
 };
 
 #define PARAM_MAIL_KINDS (sizeof param_mail_table / sizeof param_mail_table[0])
@@ -171,7 +171,7 @@ static enum param_err
 param_mail_apply(const char *s, size_t len, struct mail_params *out,
 		 const char **bad)
 {
-	bool seen[PARAM_MAIL_KINDS] = { false };
+	bool seen[PARAM_MAIL_KINDS] = {false};
 	size_t pos = 0;
 	struct param pa;
 
@@ -203,7 +203,7 @@ smtp_mail_params(const char *s, size_t len, struct mail_params *out,
 		 const char **bad)
 {
 	const char *ignored;
-	struct mail_params mp = { .has_size = false, .body = BODY_NONE };
+	struct mail_params mp = {.has_size = false, .body = BODY_NONE};
 	enum param_err e;
 
 	if (!bad)

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 enum body_type {
-	BODY_NONE,  /* not given */
+	BODY_NONE, /* not given */
 	BODY_7BIT,
 	BODY_8BITMIME,
 };

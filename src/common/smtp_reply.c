@@ -144,8 +144,7 @@ reply_add_text(struct smtp_reply *out, size_t *tlen, const char *s, size_t n)
 
 /* The text of one complete line (s without its line end). */
 static void
-reply_line_text(struct smtp_reply *out, size_t *tlen, const char *s,
-		size_t n)
+reply_line_text(struct smtp_reply *out, size_t *tlen, const char *s, size_t n)
 {
 	size_t elen;
 
@@ -180,13 +179,13 @@ smtp_reply_parse(const char *buf, size_t len, struct smtp_reply *out,
 	for (;;) {
 		size_t avail = len - pos;
 		size_t look = avail < SMTP_REPLY_IN_LINE_MAX
-				      ? avail
-				      : SMTP_REPLY_IN_LINE_MAX;
+				  ? avail
+				  : SMTP_REPLY_IN_LINE_MAX;
 		const char *lf = memchr(buf + pos, '\n', look);
 		if (!lf)
 			return reply_fail(out, avail >= SMTP_REPLY_IN_LINE_MAX
-						       ? SMTP_REPLY_ERR_LONG
-						       : SMTP_REPLY_INCOMPLETE);
+						   ? SMTP_REPLY_ERR_LONG
+						   : SMTP_REPLY_INCOMPLETE);
 		size_t n = (size_t)(lf - (buf + pos));
 		size_t next = pos + n + 1;
 		int code;

@@ -27,8 +27,8 @@ size_t smtp_reply_format(char *buf, size_t cap, int code, const char *enh,
 #define SMTP_REPLY_LINES_MAX 100 /* lines of one reply before it is bogus */
 
 struct smtp_reply {
-	int code;        /* 200..599 */
-	char enh[16];    /* "2.1.5" when the first line has one, else "" */
+	int code;     /* 200..599 */
+	char enh[16]; /* "2.1.5" when the first line has one, else "" */
 	/* Text of all lines without code and enhanced code, joined by '\n',
 	 * truncated to SMTP_REPLY_TEXT_MAX - 1. */
 	char text[SMTP_REPLY_TEXT_MAX];
@@ -37,7 +37,7 @@ struct smtp_reply {
 
 enum smtp_reply_status {
 	SMTP_REPLY_INCOMPLETE, /* no complete reply in buf yet */
-	SMTP_REPLY_OK,         /* one reply parsed, *used bytes consumed */
+	SMTP_REPLY_OK,	       /* one reply parsed, *used bytes consumed */
 	SMTP_REPLY_ERR_SYNTAX, /* not a reply: bad code, mixed codes */
 	SMTP_REPLY_ERR_LONG,   /* a line over 2048 octets or too many lines */
 };
@@ -53,12 +53,12 @@ enum smtp_reply_status smtp_reply_parse(const char *buf, size_t len,
 /* EHLO keywords we act on (RFC 5321 4.1.1.1 and each extension's RFC). */
 struct smtp_caps {
 	bool pipelining;   /* RFC 2920 */
-	bool size;         /* RFC 1870 */
+	bool size;	   /* RFC 1870 */
 	uint64_t size_max; /* 0: no limit given */
 	bool eightbitmime; /* RFC 6152 */
-	bool smtputf8;     /* RFC 6531 */
-	bool enhanced;     /* RFC 2034 ENHANCEDSTATUSCODES */
-	bool starttls;     /* RFC 3207 */
+	bool smtputf8;	   /* RFC 6531 */
+	bool enhanced;	   /* RFC 2034 ENHANCEDSTATUSCODES */
+	bool starttls;	   /* RFC 3207 */
 };
 
 /* Reads the keywords from the text of a parsed 250 EHLO reply (the first

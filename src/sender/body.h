@@ -24,8 +24,8 @@ void body_init(struct body_state *);
  * byte). Returns bytes of in consumed; *outlen gets bytes written. Never
  * splits the expansion of one input byte across calls.
  */
-size_t body_encode(struct body_state *, const char *in, size_t inlen,
-		   char *out, size_t outcap, size_t *outlen);
+size_t body_encode(struct body_state *, const char *in, size_t inlen, char *out,
+		   size_t outcap, size_t *outlen);
 /* Writes the end of data into out (needs 5 bytes); returns its length. */
 size_t body_finish(struct body_state *, char *out, size_t outcap);
 

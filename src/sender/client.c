@@ -23,7 +23,8 @@ static const char *const client_state_names[] = {CLIENT_STATES(CLIENT_NAME)};
 const char *
 client_state_name(enum client_state st)
 {
-	if ((size_t)st >= sizeof client_state_names / sizeof *client_state_names)
+	if ((size_t)st >=
+	    sizeof client_state_names / sizeof *client_state_names)
 		return "?";
 	return client_state_names[st];
 }
@@ -77,7 +78,8 @@ client_outcome(struct client *c, size_t k, const struct smtp_reply *r)
 	client_reply_str(r, text, sizeof text);
 	c->rcpt[k] = CLIENT_RCPT_DONE;
 	sender_outcome(c->snd, c->job, k, client_status_of(r->code),
-		       client_dsn(r, dsn, sizeof dsn), text, c->relay, c->q->key);
+		       client_dsn(r, dsn, sizeof dsn), text, c->relay,
+		       c->q->key);
 }
 
 void
@@ -120,7 +122,8 @@ client_check_job(struct client *c, struct job *j)
 				  "by the host");
 		return false;
 	}
-	if (c->caps.size_max && m->size - m->env.body_offset > c->caps.size_max) {
+	if (c->caps.size_max &&
+	    m->size - m->env.body_offset > c->caps.size_max) {
 		client_settle_job(c, DELIVERY_BOUNCED, "5.3.4",
 				  "message too big for the host's SIZE limit");
 		return false;
@@ -131,7 +134,8 @@ client_check_job(struct client *c, struct job *j)
 static int
 client_send_rcpt(struct client *c)
 {
-	const struct smtp_path *to = &c->job->msg->env.rcpts[c->job->rcpt[c->rcpt_sent]];
+	const struct smtp_path *to =
+	    &c->job->msg->env.rcpts[c->job->rcpt[c->rcpt_sent]];
 	c->rcpt_sent++;
 	return client_send(c, "RCPT TO:<%s>\r\n", to->addr);
 }
@@ -188,7 +192,8 @@ client_next_job(struct client *c)
 	if (c->caps.size)
 		snprintf(size, sizeof size, " SIZE=%llu",
 			 (unsigned long long)(m->size - m->env.body_offset));
-	bool eight = m->env.params.body == BODY_8BITMIME && c->caps.eightbitmime;
+	bool eight =
+	    m->env.params.body == BODY_8BITMIME && c->caps.eightbitmime;
 	client_send(c, "MAIL FROM:<%s>%s%s%s\r\n", m->env.from.addr, size,
 		    eight ? " BODY=8BITMIME" : "",
 		    m->env.params.smtputf8 ? " SMTPUTF8" : "");
@@ -353,8 +358,8 @@ client_fill_body(struct client *c)
 {
 	char chunk[8192];
 
-	while (c->state == CLIENT_BODY && CLIENT_OUT_MAX - c->out_len >
-						  2 * sizeof chunk + 8) {
+	while (c->state == CLIENT_BODY &&
+	       CLIENT_OUT_MAX - c->out_len > 2 * sizeof chunk + 8) {
 		ssize_t n = read(c->body_fd, chunk, sizeof chunk);
 		if (n < 0 && errno == EINTR)
 			continue;

@@ -21,22 +21,22 @@
 
 #define CLIENT_IN_MAX 8192
 #define CLIENT_OUT_MAX 65536
-#define CLIENT_RELAY_MAX (MX_HOST_MAX + NET_ADDR_STR_MAX + 4)
+#define CLIENT_RELAY_MAX (MX_HOST_MAX + NET_ADDR_STR_MAX + 16)
 
-#define CLIENT_STATES(X)                                                     \
-	X(CLIENT_RESOLVING)  /* looking up the current host's addresses */   \
-	X(CLIENT_CONNECTING) /* non-blocking connect in progress */          \
-	X(CLIENT_GREETING)   /* waiting for 220 */                           \
-	X(CLIENT_EHLO)                                                       \
-	X(CLIENT_HELO)                                                       \
-	X(CLIENT_IDLE)       /* between transactions, lingering */           \
-	X(CLIENT_MAIL)                                                       \
-	X(CLIENT_RCPT)                                                       \
-	X(CLIENT_DATA)       /* waiting for 354 */                           \
-	X(CLIENT_BODY)       /* streaming the message */                     \
-	X(CLIENT_DOT)        /* waiting for the final reply */               \
-	X(CLIENT_RSET)                                                       \
-	X(CLIENT_QUIT)                                                       \
+#define CLIENT_STATES(X)                                                       \
+	X(CLIENT_RESOLVING)  /* looking up the current host's addresses */     \
+	X(CLIENT_CONNECTING) /* non-blocking connect in progress */            \
+	X(CLIENT_GREETING)   /* waiting for 220 */                             \
+	X(CLIENT_EHLO)                                                         \
+	X(CLIENT_HELO)                                                         \
+	X(CLIENT_IDLE) /* between transactions, lingering */                   \
+	X(CLIENT_MAIL)                                                         \
+	X(CLIENT_RCPT)                                                         \
+	X(CLIENT_DATA) /* waiting for 354 */                                   \
+	X(CLIENT_BODY) /* streaming the message */                             \
+	X(CLIENT_DOT)  /* waiting for the final reply */                       \
+	X(CLIENT_RSET)                                                         \
+	X(CLIENT_QUIT)                                                         \
 	X(CLIENT_CLOSED)
 
 #define CLIENT_ENUM(name) name,
@@ -66,25 +66,25 @@ struct client {
 	struct sockaddr_storage addrs[DNS_ADDR_MAX];
 	size_t naddrs;
 	size_t addr;
-	char relay[CLIENT_RELAY_MAX];  /* "host[addr]:port" */
+	char relay[CLIENT_RELAY_MAX];		 /* "host[addr]:port" */
 	char last_error[CLIENT_RELAY_MAX + 256]; /* why the last try failed */
-	unsigned msgs;                 /* messages sent in this session */
-	bool progress;                 /* something delivered this session */
+	unsigned msgs; /* messages sent in this session */
+	bool progress; /* something delivered this session */
 
 	/* the transaction in flight */
 	struct job *job;
-	enum client_rcpt *rcpt;        /* job->n entries */
-	size_t rcpt_sent;              /* RCPT commands written */
-	size_t rcpt_replies;           /* RCPT replies read */
+	enum client_rcpt *rcpt; /* job->n entries */
+	size_t rcpt_sent;	/* RCPT commands written */
+	size_t rcpt_replies;	/* RCPT replies read */
 	size_t accepted;
-	bool txn_failed;               /* MAIL refused: drain replies, RSET */
+	bool txn_failed; /* MAIL refused: drain replies, RSET */
 	int body_fd;
 	struct body_state body;
 
 	size_t in_len;
 	size_t out_len;
 	char in[CLIENT_IN_MAX];
-	char *out;                     /* CLIENT_OUT_MAX bytes */
+	char *out; /* CLIENT_OUT_MAX bytes */
 };
 
 const char *client_state_name(enum client_state);
@@ -94,15 +94,15 @@ void client_enter_state(struct client *, enum client_state);
 void client_on_reply(struct client *, const struct smtp_reply *);
 void client_fill_body(struct client *);
 /* Reports every recipient of the job still without an outcome. */
-void client_settle_job(struct client *, enum delivery_status,
-		       const char *dsn, const char *reply);
+void client_settle_job(struct client *, enum delivery_status, const char *dsn,
+		       const char *reply);
 void client_end_job(struct client *);
 void client_connected(struct client *);
 void client_next_job(struct client *);
 
 /* client_io.c */
 int client_send(struct client *, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 void client_arm(struct client *, uint64_t ms);
 void client_flush(struct client *);
 /* Gives up on the current address and moves on (or ends the session). */

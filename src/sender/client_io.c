@@ -45,8 +45,8 @@ client_send(struct client *c, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(c->out + c->out_len, CLIENT_OUT_MAX - c->out_len,
-			  fmt, ap);
+	int n = vsnprintf(c->out + c->out_len, CLIENT_OUT_MAX - c->out_len, fmt,
+			  ap);
 	va_end(ap);
 	if (n < 0 || (size_t)n >= CLIENT_OUT_MAX - c->out_len)
 		return -1; /* cannot happen: commands are small, data waits */
@@ -196,11 +196,11 @@ client_connect(struct client *c)
 	else
 		((struct sockaddr_in *)ss)->sin_port = htons(c->q->port);
 	net_addr_host((struct sockaddr *)ss, addr, sizeof addr);
-	snprintf(c->relay, sizeof c->relay, "%s[%s]:%u",
+	snprintf(c->relay, sizeof c->relay, "%.255s[%.63s]:%u",
 		 c->q->hosts[c->host].name, addr, (unsigned)c->q->port);
 
-	c->fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		       0);
+	c->fd = socket(ss->ss_family,
+		       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
 		client_next_address(c, strerror(errno));
 		return;
@@ -230,8 +230,8 @@ client_resolved(void *arg, enum dns_status st,
 		snprintf(c->relay, sizeof c->relay, "%s",
 			 c->q->hosts[c->host].name);
 		client_next_address(c, st == DNS_TEMPFAIL
-					       ? "host lookup failed"
-					       : "host has no address");
+					   ? "host lookup failed"
+					   : "host has no address");
 		return;
 	}
 	c->naddrs = n < DNS_ADDR_MAX ? n : DNS_ADDR_MAX;
@@ -299,8 +299,8 @@ client_read(struct client *c)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
-		const char *why = n == 0 ? "connection closed by server"
-					 : strerror(errno);
+		const char *why =
+		    n == 0 ? "connection closed by server" : strerror(errno);
 		if (c->state == CLIENT_GREETING)
 			client_next_address(c, why);
 		else
@@ -312,8 +312,8 @@ client_read(struct client *c)
 	while (!c->closing && c->fd >= 0) {
 		struct smtp_reply r;
 		size_t used;
-		enum smtp_reply_status st = smtp_reply_parse(
-			c->in + pos, c->in_len - pos, &r, &used);
+		enum smtp_reply_status st =
+		    smtp_reply_parse(c->in + pos, c->in_len - pos, &r, &used);
 		if (st == SMTP_REPLY_INCOMPLETE)
 			break;
 		if (st != SMTP_REPLY_OK) {

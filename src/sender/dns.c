@@ -40,7 +40,7 @@
 #define DNS_FALLBACK_TTL 300u /* when the answer carries no usable TTL */
 #define DNS_PORT_DEFAULT 53
 #define DNS_HEADER_LEN 12 /* RFC 1035 4.1.1 */
-#define DNS_CLASS_IN 1    /* RFC 1035 3.2.4 */
+#define DNS_CLASS_IN 1	  /* RFC 1035 3.2.4 */
 #define DNS_TYPE_CNAME 5  /* RFC 1035 3.2.2 */
 #define DNS_TYPE_SOA 6
 #define DNS_TYPE_MX 15
@@ -59,7 +59,7 @@ struct dns_query {
 	void *arg;
 	enum dns_status status;
 	uint32_t ttl;
-	size_t n;           /* records in mx[] or addrs[] */
+	size_t n;	    /* records in mx[] or addrs[] */
 	struct mx_host *mx; /* malloc'd, DNS_KIND_MX only */
 	struct sockaddr_storage addrs[DNS_ADDR_MAX];
 };
@@ -132,8 +132,8 @@ dns_parse_server(const char *s, struct ares_addr_port_node *node)
 	host[hlen] = '\0';
 	node->family = family;
 	if (inet_pton(family, host,
-	              family == AF_INET ? (void *)&node->addr.addr4
-	                                : (void *)&node->addr.addr6) != 1)
+		      family == AF_INET ? (void *)&node->addr.addr4
+					: (void *)&node->addr.addr6) != 1)
 		return -1;
 	node->udp_port = DNS_PORT_DEFAULT;
 	if (port && dns_parse_port(port, &node->udp_port) != 0)
@@ -145,7 +145,7 @@ dns_parse_server(const char *s, struct ares_addr_port_node *node)
 /* Builds the list for ares_set_servers_ports(): one calloc'd array. */
 static struct ares_addr_port_node *
 dns_parse_servers(const char *const *servers, size_t n, char *err,
-                  size_t errlen)
+		  size_t errlen)
 {
 	struct ares_addr_port_node *nodes = calloc(n, sizeof *nodes);
 
@@ -157,9 +157,9 @@ dns_parse_servers(const char *const *servers, size_t n, char *err,
 		if (!servers[i] ||
 		    dns_parse_server(servers[i], &nodes[i]) != 0) {
 			snprintf(err, errlen,
-			         "dns server '%s': expected a numeric IPv4 "
-			         "address or [IPv6] address, optional :port",
-			         servers[i] ? servers[i] : "(null)");
+				 "dns server '%s': expected a numeric IPv4 "
+				 "address or [IPv6] address, optional :port",
+				 servers[i] ? servers[i] : "(null)");
 			free(nodes);
 			return NULL;
 		}
@@ -225,7 +225,7 @@ dns_skip_name(const unsigned char *buf, size_t len, size_t *pos)
 /* Reads the resource record at *pos (RFC 1035 4.1.3) and steps past it. */
 static bool
 dns_next_rr(const unsigned char *buf, size_t len, size_t *pos,
-            struct dns_rr *rr)
+	    struct dns_rr *rr)
 {
 	const unsigned char *p;
 
@@ -446,7 +446,7 @@ dns_io(struct loop *loop, int fd, unsigned events, void *arg)
 
 	(void)loop;
 	ares_process_fd(dns->channel, events & LOOP_READ ? fd : ARES_SOCKET_BAD,
-	                events & LOOP_WRITE ? fd : ARES_SOCKET_BAD);
+			events & LOOP_WRITE ? fd : ARES_SOCKET_BAD);
 	dns_kick(dns);
 }
 
@@ -469,7 +469,7 @@ dns_sock_state(void *data, ares_socket_t fd, int readable, int writable)
 			loop_unwatch(dns->loop, fd);
 		FD_CLR(fd, &dns->watched);
 	} else if (FD_ISSET(fd, &dns->watched) &&
-	           loop_modify(dns->loop, fd, events) == 0) {
+		   loop_modify(dns->loop, fd, events) == 0) {
 		return;
 	} else if (loop_watch(dns->loop, fd, events, dns_io, dns) == 0) {
 		FD_SET(fd, &dns->watched);
@@ -524,8 +524,8 @@ dns_mx_done(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 	if (q->status != DNS_OK)
 		q->n = 0;
 	q->ttl = q->status == DNS_TEMPFAIL
-	             ? 0
-	             : dns_answer_ttl(abuf, alen, DNS_TYPE_MX);
+		     ? 0
+		     : dns_answer_ttl(abuf, alen, DNS_TYPE_MX);
 	dns_finish(q);
 }
 
@@ -595,11 +595,11 @@ dns_addr_done(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 
 static int
 dns_init_channel(struct dns *dns, struct ares_addr_port_node *servers,
-                 char *err, size_t errlen)
+		 char *err, size_t errlen)
 {
 	struct ares_options opt;
 	int optmask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
-	              ARES_OPT_SOCK_STATE_CB | ARES_OPT_DOMAINS;
+		      ARES_OPT_SOCK_STATE_CB | ARES_OPT_DOMAINS;
 	int rc;
 
 	memset(&opt, 0, sizeof opt);
@@ -612,15 +612,15 @@ dns_init_channel(struct dns *dns, struct ares_addr_port_node *servers,
 	rc = ares_init_options(&dns->channel, &opt, optmask);
 	if (rc != ARES_SUCCESS) {
 		snprintf(err, errlen, "ares_init_options: %s",
-		         ares_strerror(rc));
+			 ares_strerror(rc));
 		return -1;
 	}
 	dns->channel_open = true;
 	rc = servers ? ares_set_servers_ports(dns->channel, servers)
-	             : ARES_SUCCESS;
+		     : ARES_SUCCESS;
 	if (rc != ARES_SUCCESS) {
 		snprintf(err, errlen, "ares_set_servers_ports: %s",
-		         ares_strerror(rc));
+			 ares_strerror(rc));
 		return -1;
 	}
 	return 0;
@@ -628,7 +628,7 @@ dns_init_channel(struct dns *dns, struct ares_addr_port_node *servers,
 
 struct dns *
 dns_new(struct loop *loop, const char *const *servers, size_t nservers,
-        char *err, size_t errlen)
+	char *err, size_t errlen)
 {
 	struct ares_addr_port_node *nodes = NULL;
 	struct dns *dns;
@@ -650,7 +650,7 @@ dns_new(struct loop *loop, const char *const *servers, size_t nservers,
 	rc = ares_library_init(ARES_LIB_INIT_ALL);
 	if (rc != ARES_SUCCESS) {
 		snprintf(err, errlen, "ares_library_init: %s",
-		         ares_strerror(rc));
+			 ares_strerror(rc));
 		goto fail;
 	}
 	dns->library = true;
@@ -733,7 +733,7 @@ dns_query_mx(struct dns *dns, const char *domain, dns_mx_fn *fn, void *arg)
 		return -1;
 	q->mx_fn = fn;
 	ares_query(dns->channel, domain, DNS_CLASS_IN, DNS_TYPE_MX, dns_mx_done,
-	           q);
+		   q);
 	dns_kick(dns);
 	return 0;
 }

@@ -28,8 +28,8 @@ enum dns_status {
 struct dns;
 
 /* records: the raw MX answer (names as in DNS, not yet ordered). */
-typedef void dns_mx_fn(void *arg, enum dns_status, const struct mx_host *records,
-		       size_t n, uint32_t ttl);
+typedef void dns_mx_fn(void *arg, enum dns_status,
+		       const struct mx_host *records, size_t n, uint32_t ttl);
 /* addrs: A and AAAA results with port 0, IPv4 first. */
 typedef void dns_addr_fn(void *arg, enum dns_status,
 			 const struct sockaddr_storage *addrs, size_t n,
@@ -46,8 +46,7 @@ void dns_free(struct dns *);
 
 /* Callbacks always run later from the loop, never inside these calls. */
 int dns_query_mx(struct dns *, const char *domain, dns_mx_fn *fn, void *arg);
-int dns_query_addr(struct dns *, const char *host, dns_addr_fn *fn,
-		   void *arg);
+int dns_query_addr(struct dns *, const char *host, dns_addr_fn *fn, void *arg);
 /* Queries started and failures, for metrics and logs. */
 uint64_t dns_lookups(const struct dns *);
 uint64_t dns_failures(const struct dns *);

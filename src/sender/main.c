@@ -27,13 +27,13 @@
 #define SENDER_STOP_MS 10000 /* how long in-flight sessions may finish */
 
 static const char usage[] =
-	"usage: sender [-c FILE] [--check-config]\n"
-	"       sender [-c FILE] health\n"
-	"       sender --version | --help\n"
-	"\n"
-	"  -c, --config FILE   YAML configuration (default: built-in settings)\n"
-	"      --check-config  validate the configuration and exit\n"
-	"  health              exit 0 when the queue folders are usable\n";
+    "usage: sender [-c FILE] [--check-config]\n"
+    "       sender [-c FILE] health\n"
+    "       sender --version | --help\n"
+    "\n"
+    "  -c, --config FILE   YAML configuration (default: built-in settings)\n"
+    "      --check-config  validate the configuration and exit\n"
+    "  health              exit 0 when the queue folders are usable\n";
 
 /* Opens dir (creating it, mode 0700, when missing) as an O_PATH-like fd. */
 static int
@@ -66,16 +66,20 @@ open_dirs(const struct sender_config *cfg, struct sender_dirs *d, char *err,
 {
 	char why[256];
 	d->spool = d->new_fd = d->cur_fd = d->inst_fd = d->aside_fd = -1;
-	struct maildir *md = maildir_open(cfg->maildir, cfg->hostname, why,
-					  sizeof why);
+	struct maildir *md =
+	    maildir_open(cfg->maildir, cfg->hostname, why, sizeof why);
 	if (!md) {
 		snprintf(err, errlen, "maildir: %s", why);
 		return -1;
 	}
 	maildir_close(md); /* it made tmp/ new/ cur/; we need only fds */
 	int root = open(cfg->maildir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	d->new_fd = root < 0 ? -1 : openat(root, "new", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	d->cur_fd = root < 0 ? -1 : openat(root, "cur", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d->new_fd =
+	    root < 0 ? -1
+		     : openat(root, "new", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d->cur_fd =
+	    root < 0 ? -1
+		     : openat(root, "cur", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (root >= 0)
 		close(root);
 	d->spool = open_dir(AT_FDCWD, cfg->spool);
@@ -92,8 +96,10 @@ open_dirs(const struct sender_config *cfg, struct sender_dirs *d, char *err,
 	struct stat a, b;
 	if (fstat(d->new_fd, &a) == 0 && fstat(d->inst_fd, &b) == 0 &&
 	    a.st_dev != b.st_dev) {
-		snprintf(err, errlen, "spool %s and maildir %s must be on the "
-			 "same filesystem", cfg->spool, cfg->maildir);
+		snprintf(err, errlen,
+			 "spool %s and maildir %s must be on the "
+			 "same filesystem",
+			 cfg->spool, cfg->maildir);
 		close_dirs(d);
 		return -1;
 	}
@@ -106,12 +112,12 @@ on_claim(void *arg, const char *name)
 	struct sender *snd = arg;
 	char why[128];
 	struct message *m = NULL;
-	enum message_err e = message_load(snd->inst_fd, name, &m, why,
-					  sizeof why);
+	enum message_err e =
+	    message_load(snd->inst_fd, name, &m, why, sizeof why);
 	if (e == MESSAGE_ERR_MALFORMED) {
 		int rc = message_set_aside(snd->inst_fd, name, snd->aside_fd);
-		struct log_line *l = log_begin(snd->log, LOG_WARN,
-					       "msg.malformed");
+		struct log_line *l =
+		    log_begin(snd->log, LOG_WARN, "msg.malformed");
 		log_str(l, "name", name);
 		log_str(l, "reason", why);
 		log_bool(l, "set_aside", rc == 0);
@@ -119,8 +125,8 @@ on_claim(void *arg, const char *name)
 		return;
 	}
 	if (e != MESSAGE_OK) {
-		struct log_line *l = log_begin(snd->log, LOG_ERROR,
-					       "msg.load_failed");
+		struct log_line *l =
+		    log_begin(snd->log, LOG_ERROR, "msg.load_failed");
 		log_str(l, "name", name);
 		log_str(l, "error", strerror(errno));
 		log_end(l);
@@ -203,8 +209,8 @@ run(const struct sender_config *cfg)
 	snd.inst_fd = dirs.inst_fd;
 	snd.aside_fd = dirs.aside_fd;
 	snd.loop = loop_new();
-	snd.log = log_start("sender", (enum log_level)cfg->log_level,
-			    STDOUT_FILENO);
+	snd.log =
+	    log_start("sender", (enum log_level)cfg->log_level, STDOUT_FILENO);
 	snd.routes = route_cache_new();
 	if (!snd.loop || !snd.log || !snd.routes ||
 	    mxq_table_init(&snd.queues) != 0) {
@@ -233,13 +239,14 @@ run(const struct sender_config *cfg)
 	if (!strchr(cfg->hostname, '.')) {
 		l = log_begin(snd.log, LOG_WARN, "config.hostname_not_fqdn");
 		log_str(l, "hostname", cfg->hostname);
-		log_str(l, "hint", "set hostname to a fully qualified name; "
-				   "receivers distrust a bare EHLO name");
+		log_str(l, "hint",
+			"set hostname to a fully qualified name; "
+			"receivers distrust a bare EHLO name");
 		log_end(l);
 	}
-	snd.scan = scan_new(snd.loop, snd.log, dirs.new_fd, dirs.inst_fd,
-			    cfg->scan_interval, on_claim, &snd, err,
-			    sizeof err);
+	snd.scan =
+	    scan_new(snd.loop, snd.log, dirs.new_fd, dirs.inst_fd,
+		     cfg->scan_interval, on_claim, &snd, err, sizeof err);
 	if (!snd.scan) {
 		fprintf(stderr, "sender: scan: %s\n", err);
 		goto out;

@@ -62,7 +62,7 @@ message_queue_id_len(const char *name)
 	for (size_t i = 0; p && i < sizeof seps / sizeof seps[0]; i++) {
 		size_t k = strlen(seps[i]);
 		p = strncmp(p, seps[i], k) == 0 ? message_skip_digits(p + k)
-		                                : NULL;
+						: NULL;
 	}
 	if (p && *p == '.')
 		return (size_t)(p - name);
@@ -158,7 +158,7 @@ message_build(const char *name, struct envelope *env, const struct stat *st)
 
 enum message_err
 message_load(int dir_fd, const char *name, struct message **out, char *why,
-             size_t whylen)
+	     size_t whylen)
 {
 	struct envelope env;
 	enum envelope_err res;
@@ -281,7 +281,7 @@ message_retire(const struct message *m, int dir_fd, int cur_fd, bool keep)
 	}
 	/* Maildir info "2," then the flags in ASCII order: P(assed), T */
 	snprintf(dest, sizeof dest, "%s:2,%s", m->name,
-	         message_any_failed(m) ? "PT" : "P");
+		 message_any_failed(m) ? "PT" : "P");
 	if (renameat(dir_fd, m->name, cur_fd, dest) != 0)
 		return -1;
 	/* cur/ first: once that is durable the message is done for good */

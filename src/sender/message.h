@@ -22,19 +22,19 @@ enum rcpt_state {
 };
 
 struct message {
-	char name[MAILDIR_NAME_MAX + 1];         /* file name in the folder */
+	char name[MAILDIR_NAME_MAX + 1];	 /* file name in the folder */
 	char queue_id[MAILDIR_QUEUE_ID_MAX + 1]; /* name up to ".<host>" */
 	struct envelope env;
 	enum rcpt_state *state; /* env.nrcpt entries */
-	size_t unsettled;       /* recipients still RCPT_PENDING */
-	unsigned jobs;          /* queue entries that still refer to it */
-	uint64_t size;          /* file size in bytes */
-	int64_t queued_ms;      /* wall clock: when smtpd accepted it (mtime) */
+	size_t unsettled;	/* recipients still RCPT_PENDING */
+	unsigned jobs;		/* queue entries that still refer to it */
+	uint64_t size;		/* file size in bytes */
+	int64_t queued_ms;	/* wall clock: when smtpd accepted it (mtime) */
 };
 
 enum message_err {
 	MESSAGE_OK,
-	MESSAGE_ERR_IO,        /* errno says why; try again later */
+	MESSAGE_ERR_IO,	       /* errno says why; try again later */
 	MESSAGE_ERR_MALFORMED, /* no valid envelope block: set aside */
 };
 
@@ -56,8 +56,7 @@ bool message_final(const struct message *);
  * delivered) or ":2,PT"... when keep, else unlinks it. Syncs the
  * directories touched. Returns 0 or -1 with errno.
  */
-int message_retire(const struct message *, int dir_fd, int cur_fd,
-		   bool keep);
+int message_retire(const struct message *, int dir_fd, int cur_fd, bool keep);
 /* Moves dir_fd/name into aside_fd (malformed/), syncing both; 0 or -1. */
 int message_set_aside(int dir_fd, const char *name, int aside_fd);
 

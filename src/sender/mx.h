@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #define MX_HOST_MAX 255 /* a domain name */
-#define MX_LIST_MAX 16  /* MX hosts kept per domain */
+#define MX_LIST_MAX 16	/* MX hosts kept per domain */
 
 struct mx_host {
 	char name[MX_HOST_MAX + 1]; /* lower case, no trailing dot */
@@ -18,9 +18,9 @@ struct mx_host {
 };
 
 enum mx_result {
-	MX_OK,        /* hosts[] filled, best first */
-	MX_NULL,      /* RFC 7505 null MX: the domain takes no mail (5.1.10) */
-	MX_NONE,      /* no usable host */
+	MX_OK,	 /* hosts[] filled, best first */
+	MX_NULL, /* RFC 7505 null MX: the domain takes no mail (5.1.10) */
+	MX_NONE, /* no usable host */
 };
 
 /* Random source for ordering equal preferences; tests pass a fixed one. */

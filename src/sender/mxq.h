@@ -19,13 +19,13 @@ struct client;
 
 struct job {
 	struct message *msg;
-	size_t *rcpt;  /* indexes into msg->env.rcpts */
+	size_t *rcpt; /* indexes into msg->env.rcpts */
 	size_t n;
 	struct job *next;
 };
 
 struct mxq {
-	char key[MX_HOST_MAX + 1];      /* most preferred host, or smarthost */
+	char key[MX_HOST_MAX + 1]; /* most preferred host, or smarthost */
 	struct mx_host hosts[MX_LIST_MAX]; /* hosts to try, in order */
 	size_t nhosts;
 	uint16_t port;

@@ -32,8 +32,8 @@ struct route_wait {
 
 struct route_entry {
 	char domain[MX_HOST_MAX + 1];
-	bool pending;              /* lookup in flight */
-	bool ready;                /* an answer is cached */
+	bool pending; /* lookup in flight */
+	bool ready;   /* an answer is cached */
 	enum dns_status status;
 	enum mx_result mx;
 	struct mx_host hosts[MX_LIST_MAX];
@@ -135,11 +135,11 @@ route_enqueue(struct sender *snd, struct message *m, const size_t *rcpt,
 	      size_t n, const struct mx_host *hosts, size_t nhosts,
 	      uint16_t port)
 {
-	struct mxq *q = mxq_get(&snd->queues, hosts[0].name, hosts, nhosts,
-				port);
+	struct mxq *q =
+	    mxq_get(&snd->queues, hosts[0].name, hosts, nhosts, port);
 	for (size_t off = 0; off < n; off += MXQ_RCPTS_PER_TXN) {
-		size_t len = n - off < MXQ_RCPTS_PER_TXN ? n - off
-							 : MXQ_RCPTS_PER_TXN;
+		size_t len =
+		    n - off < MXQ_RCPTS_PER_TXN ? n - off : MXQ_RCPTS_PER_TXN;
 		struct job *j = q ? job_new(m, rcpt + off, len) : NULL;
 		if (!j) {
 			route_settle_all(snd, m, rcpt + off, len,
@@ -198,15 +198,15 @@ route_mx_answer(void *arg, enum dns_status st, const struct mx_host *records,
 		e->mx = mx_order(e->domain, records, st == DNS_OK ? n : 0,
 				 route_rand, NULL, e->hosts, &e->nhosts);
 	uint64_t ms = (uint64_t)ttl * 1000;
-	e->expires = loop_now(snd->loop) +
-		     (st == DNS_TEMPFAIL ? 0
-					 : ms < ROUTE_TTL_MIN_MS ? ROUTE_TTL_MIN_MS
-								: ms);
+	e->expires =
+	    loop_now(snd->loop) + (st == DNS_TEMPFAIL	   ? 0
+				   : ms < ROUTE_TTL_MIN_MS ? ROUTE_TTL_MIN_MS
+							   : ms);
 	if (st == DNS_TEMPFAIL || st == DNS_NXDOMAIN) {
 		struct log_line *l = log_begin(snd->log, LOG_INFO, "dns.fail");
 		log_str(l, "domain", e->domain);
-		log_str(l, "status", st == DNS_TEMPFAIL ? "tempfail"
-							: "nxdomain");
+		log_str(l, "status",
+			st == DNS_TEMPFAIL ? "tempfail" : "nxdomain");
 		log_end(l);
 	}
 	struct route_wait *w = e->waiting;
@@ -301,7 +301,8 @@ route_message(struct sender *snd, struct message *m)
 			size_t g = 0;
 			for (size_t j = i; j < n; j++) {
 				if (!done[j] &&
-				    smtp_domain_equal(domain,
+				    smtp_domain_equal(
+					domain,
 					smtp_path_domain(&m->env.rcpts[j]))) {
 					done[j] = true;
 					group[g++] = j;

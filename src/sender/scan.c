@@ -51,9 +51,9 @@ struct scan {
 	void *arg;
 	struct loop_timer timer;
 	uint64_t claimed;
-	bool started;                /* start-up report done */
-	bool busy;                   /* inside a pass that calls fn */
-	bool dying;                  /* scan_free() called while busy */
+	bool started;		     /* start-up report done */
+	bool busy;		     /* inside a pass that calls fn */
+	bool dying;		     /* scan_free() called while busy */
 	char (*batch)[NAME_MAX + 1]; /* SCAN_BATCH names claimed this pass */
 };
 
@@ -67,7 +67,7 @@ scan_log_begin(struct scan *s, enum log_level level, const char *event)
 /* Logs a failed syscall: op, the file name when there is one, errno. */
 static void
 scan_log_error(struct scan *s, const char *event, const char *op,
-               const char *name, int err)
+	       const char *name, int err)
 {
 	struct log_line *ln = scan_log_begin(s, LOG_WARN, event);
 	log_str(ln, "op", op);
@@ -127,7 +127,7 @@ scan_report_existing(struct scan *s)
 
 	if (!dir) {
 		scan_log_error(s, "scan.error", "opendir_instance", NULL,
-		               errno);
+			       errno);
 		return -1;
 	}
 	for (;;) {
@@ -137,7 +137,7 @@ scan_report_existing(struct scan *s)
 			/* entries already reported cannot be taken back */
 			if (errno != 0)
 				scan_log_error(s, "scan.error",
-				               "readdir_instance", NULL, errno);
+					       "readdir_instance", NULL, errno);
 			break;
 		}
 		if (!scan_is_candidate(dirfd(dir), d))
@@ -168,7 +168,7 @@ scan_claim_batch(struct scan *s)
 		if (!d) {
 			if (errno != 0)
 				scan_log_error(s, "scan.error", "readdir", NULL,
-				               errno);
+					       errno);
 			break;
 		}
 		if (!scan_is_candidate(dirfd(s->dir), d))
@@ -177,7 +177,7 @@ scan_claim_batch(struct scan *s)
 		    0) {
 			/* d_name fits: both are NAME_MAX + 1 bytes */
 			snprintf(s->batch[n++], sizeof s->batch[0], "%s",
-			         d->d_name);
+				 d->d_name);
 		} else if (errno == ENOENT) {
 			/* another instance renamed it first */
 			struct log_line *ln =
@@ -186,7 +186,7 @@ scan_claim_batch(struct scan *s)
 			log_end(ln);
 		} else if (!warned) {
 			scan_log_error(s, "scan.error", "rename", d->d_name,
-			               errno);
+				       errno);
 			warned = true;
 		}
 	}
@@ -287,7 +287,7 @@ scan_on_inotify(struct loop *l, int fd, unsigned events, void *arg)
 			continue;
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
 			scan_log_error(s, "scan.inotify_unavailable", "read",
-			               NULL, errno);
+				       NULL, errno);
 			scan_inotify_close(s);
 		}
 		break;
@@ -312,7 +312,7 @@ scan_inotify_open(struct scan *s)
 	snprintf(path, sizeof path, "/proc/self/fd/%d", s->new_fd);
 	op = "inotify_add_watch";
 	if (inotify_add_watch(s->ino_fd, path,
-	                      IN_MOVED_TO | IN_CREATE | IN_ONLYDIR) < 0)
+			      IN_MOVED_TO | IN_CREATE | IN_ONLYDIR) < 0)
 		goto fail;
 	op = "loop_watch";
 	if (loop_watch(s->loop, s->ino_fd, LOOP_READ, scan_on_inotify, s) < 0)
@@ -328,8 +328,8 @@ fail:
 
 struct scan *
 scan_new(struct loop *l, struct logger *lg, int new_fd, int inst_fd,
-         uint64_t interval_ms, scan_claim_fn *fn, void *arg, char *err,
-         size_t errlen)
+	 uint64_t interval_ms, scan_claim_fn *fn, void *arg, char *err,
+	 size_t errlen)
 {
 	struct scan *s;
 

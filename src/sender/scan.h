@@ -28,9 +28,9 @@ typedef void scan_claim_fn(void *arg, const char *name);
  * new_fd: <maildir>/new; inst_fd: <spool>/<instance>. Both stay owned by
  * the caller. Returns NULL with err set.
  */
-struct scan *scan_new(struct loop *, struct logger *, int new_fd,
-		      int inst_fd, uint64_t interval_ms, scan_claim_fn *fn,
-		      void *arg, char *err, size_t errlen);
+struct scan *scan_new(struct loop *, struct logger *, int new_fd, int inst_fd,
+		      uint64_t interval_ms, scan_claim_fn *fn, void *arg,
+		      char *err, size_t errlen);
 void scan_free(struct scan *);
 /* Schedules a scan in the next loop pass (SIGUSR1, tests). */
 void scan_kick(struct scan *);

@@ -17,9 +17,8 @@
 #include "sender_config.h"
 
 static const char *const status_names[] = {"sent", "deferred", "bounced"};
-static const char *const status_events[] = {"delivery.sent",
-					    "delivery.deferred",
-					    "delivery.bounced"};
+static const char *const status_events[] = {
+    "delivery.sent", "delivery.deferred", "delivery.bounced"};
 
 static int64_t
 wall_ms(void)
@@ -35,9 +34,9 @@ sender_settle(struct sender *snd, struct message *m, size_t i,
 	      const char *relay, const char *mx)
 {
 	int64_t delay = wall_ms() - m->queued_ms;
-	struct log_line *l = log_begin(snd->log,
-				       st == DELIVERY_SENT ? LOG_INFO : LOG_WARN,
-				       status_events[st]);
+	struct log_line *l =
+	    log_begin(snd->log, st == DELIVERY_SENT ? LOG_INFO : LOG_WARN,
+		      status_events[st]);
 	log_str(l, "queue_id", m->queue_id);
 	log_str(l, "to", m->env.rcpts[i].addr);
 	log_str(l, "relay", relay);
@@ -47,9 +46,10 @@ sender_settle(struct sender *snd, struct message *m, size_t i,
 	log_str(l, "reply", reply);
 	log_str(l, "mx", mx);
 	log_end(l);
-	message_settle(m, i, st == DELIVERY_SENT	? RCPT_SENT
-			     : st == DELIVERY_BOUNCED ? RCPT_FAILED
-						      : RCPT_DEFERRED);
+	message_settle(m, i,
+		       st == DELIVERY_SENT	? RCPT_SENT
+		       : st == DELIVERY_BOUNCED ? RCPT_FAILED
+						: RCPT_DEFERRED);
 }
 
 void
@@ -76,8 +76,8 @@ sender_check_done(struct sender *snd, struct message *m)
 		event = "msg.done";
 		if (message_retire(m, snd->inst_fd, snd->cur_fd,
 				   snd->cfg->keep_delivered) != 0) {
-			struct log_line *l = log_begin(snd->log, LOG_ERROR,
-						       "msg.retire_failed");
+			struct log_line *l =
+			    log_begin(snd->log, LOG_ERROR, "msg.retire_failed");
 			log_str(l, "queue_id", m->queue_id);
 			log_str(l, "error", strerror(errno));
 			log_end(l);

@@ -33,14 +33,14 @@ struct sender {
 	struct logger *log;
 	struct dns *dns;
 	struct scan *scan;
-	int new_fd;       /* <maildir>/new */
-	int cur_fd;       /* <maildir>/cur */
-	int inst_fd;      /* <spool>/<instance> */
-	int aside_fd;     /* <spool>/malformed */
+	int new_fd;   /* <maildir>/new */
+	int cur_fd;   /* <maildir>/cur */
+	int inst_fd;  /* <spool>/<instance> */
+	int aside_fd; /* <spool>/malformed */
 	struct mxq_table queues;
 	struct route_cache *routes;
-	size_t messages;  /* loaded and not yet finished */
-	size_t clients;   /* open client sessions */
+	size_t messages; /* loaded and not yet finished */
+	size_t clients;	 /* open client sessions */
 	bool stopping;
 	struct loop_timer stop_timer; /* bounds the graceful stop */
 };

@@ -11,11 +11,16 @@
 #include "log.h"
 #include "net.h"
 
-#define KEY(path, type, field, min, max, names)                              \
-	{ path, type, offsetof(struct sender_config, field), min, max, names, \
-	  NULL }
-#define KEY_CHECKED(path, type, field, check)                                \
-	{ path, type, offsetof(struct sender_config, field), 0, 0, NULL, check }
+#define KEY(path, type, field, min, max, names)                                \
+	{                                                                      \
+		path, type, offsetof(struct sender_config, field), min, max,   \
+		    names, NULL                                                \
+	}
+#define KEY_CHECKED(path, type, field, check)                                  \
+	{                                                                      \
+		path, type, offsetof(struct sender_config, field), 0, 0, NULL, \
+		    check                                                      \
+	}
 
 #define SEC 1000ULL
 #define DAY_MS (24 * 3600 * SEC)
@@ -45,8 +50,7 @@ check_hostport(const char *v, char *msg, size_t cap)
 		if (port > 0 && port < 65536)
 			return 0;
 	}
-	snprintf(msg, cap, "'%s' is not host:port (e.g. relay.example:25)",
-		 v);
+	snprintf(msg, cap, "'%s' is not host:port (e.g. relay.example:25)", v);
 	return -1;
 }
 
@@ -59,10 +63,11 @@ check_dns_server(const char *v, char *msg, size_t cap)
 	char buf[128];
 	if (net_parse_hostport(v, &ss, &len) == 0)
 		return 0;
-	snprintf(buf, sizeof buf, strchr(v, ':') && v[0] != '[' &&
-				  strchr(v, ':') != strrchr(v, ':')
-				  ? "[%s]:53"
-				  : "%s:53",
+	snprintf(buf, sizeof buf,
+		 strchr(v, ':') && v[0] != '[' &&
+			 strchr(v, ':') != strrchr(v, ':')
+		     ? "[%s]:53"
+		     : "%s:53",
 		 v);
 	if (net_parse_hostport(buf, &ss, &len) == 0)
 		return 0;
@@ -71,34 +76,33 @@ check_dns_server(const char *v, char *msg, size_t cap)
 }
 
 static const struct config_key sender_keys[] = {
-	KEY_CHECKED("maildir", CONFIG_STRING, maildir, check_nonempty),
-	KEY_CHECKED("spool", CONFIG_STRING, spool, check_nonempty),
-	KEY_CHECKED("instance", CONFIG_STRING, instance, check_nonempty),
-	KEY_CHECKED("hostname", CONFIG_STRING, hostname, check_nonempty),
-	KEY_CHECKED("dns.servers", CONFIG_LIST, dns_servers, check_dns_server),
-	KEY_CHECKED("smarthost", CONFIG_STRING, smarthost, check_hostport),
-	KEY("remote_port", CONFIG_UINT, remote_port, 1, 65535, NULL),
-	KEY("scan_interval", CONFIG_DURATION, scan_interval, 100, DAY_MS, NULL),
-	KEY("keep_delivered", CONFIG_BOOL, keep_delivered, 0, 0, NULL),
-	KEY("max_messages_per_session", CONFIG_UINT, max_messages_per_session,
-	    0, 1000000, NULL),
-	KEY("idle_linger", CONFIG_DURATION, idle_linger, 0, 3600 * SEC, NULL),
-	KEY("timeouts.connect", CONFIG_DURATION, timeout_connect, 100, DAY_MS,
-	    NULL),
-	KEY("timeouts.greeting", CONFIG_DURATION, timeout_greeting, 100,
-	    DAY_MS, NULL),
-	KEY("timeouts.mail", CONFIG_DURATION, timeout_mail, 100, DAY_MS, NULL),
-	KEY("timeouts.rcpt", CONFIG_DURATION, timeout_rcpt, 100, DAY_MS, NULL),
-	KEY("timeouts.data", CONFIG_DURATION, timeout_data, 100, DAY_MS, NULL),
-	KEY("timeouts.data_block", CONFIG_DURATION, timeout_data_block, 100,
-	    DAY_MS, NULL),
-	KEY("timeouts.data_end", CONFIG_DURATION, timeout_data_end, 100,
-	    DAY_MS, NULL),
-	KEY("log.level", CONFIG_ENUM, log_level, 0, 0, level_names),
+    KEY_CHECKED("maildir", CONFIG_STRING, maildir, check_nonempty),
+    KEY_CHECKED("spool", CONFIG_STRING, spool, check_nonempty),
+    KEY_CHECKED("instance", CONFIG_STRING, instance, check_nonempty),
+    KEY_CHECKED("hostname", CONFIG_STRING, hostname, check_nonempty),
+    KEY_CHECKED("dns.servers", CONFIG_LIST, dns_servers, check_dns_server),
+    KEY_CHECKED("smarthost", CONFIG_STRING, smarthost, check_hostport),
+    KEY("remote_port", CONFIG_UINT, remote_port, 1, 65535, NULL),
+    KEY("scan_interval", CONFIG_DURATION, scan_interval, 100, DAY_MS, NULL),
+    KEY("keep_delivered", CONFIG_BOOL, keep_delivered, 0, 0, NULL),
+    KEY("max_messages_per_session", CONFIG_UINT, max_messages_per_session, 0,
+	1000000, NULL),
+    KEY("idle_linger", CONFIG_DURATION, idle_linger, 0, 3600 * SEC, NULL),
+    KEY("timeouts.connect", CONFIG_DURATION, timeout_connect, 100, DAY_MS,
+	NULL),
+    KEY("timeouts.greeting", CONFIG_DURATION, timeout_greeting, 100, DAY_MS,
+	NULL),
+    KEY("timeouts.mail", CONFIG_DURATION, timeout_mail, 100, DAY_MS, NULL),
+    KEY("timeouts.rcpt", CONFIG_DURATION, timeout_rcpt, 100, DAY_MS, NULL),
+    KEY("timeouts.data", CONFIG_DURATION, timeout_data, 100, DAY_MS, NULL),
+    KEY("timeouts.data_block", CONFIG_DURATION, timeout_data_block, 100, DAY_MS,
+	NULL),
+    KEY("timeouts.data_end", CONFIG_DURATION, timeout_data_end, 100, DAY_MS,
+	NULL),
+    KEY("log.level", CONFIG_ENUM, log_level, 0, 0, level_names),
 };
 
 #define NKEYS (sizeof sender_keys / sizeof sender_keys[0])
-
 
 static int
 sender_config_defaults(struct sender_config *c)
@@ -139,8 +143,10 @@ sender_config_load(struct sender_config *c, const char *file, char *err,
 		return -1;
 	/* The instance name becomes a folder name. */
 	if (strchr(c->instance, '/') || c->instance[0] == '.') {
-		snprintf(err, errlen, "%s: instance: '%s' cannot be a folder "
-			 "name", file ? file : "(defaults)", c->instance);
+		snprintf(err, errlen,
+			 "%s: instance: '%s' cannot be a folder "
+			 "name",
+			 file ? file : "(defaults)", c->instance);
 		return -1;
 	}
 	return 0;

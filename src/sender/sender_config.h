@@ -17,13 +17,13 @@ struct sender_config {
 	char *instance;
 	char *hostname;
 	struct config_list dns_servers;
-	char *smarthost;            /* "" when unset */
+	char *smarthost; /* "" when unset */
 	uint64_t remote_port;
-	uint64_t scan_interval;     /* milliseconds */
+	uint64_t scan_interval; /* milliseconds */
 	bool keep_delivered;
 	uint64_t max_messages_per_session; /* 0: no cap */
-	uint64_t idle_linger;       /* ms an idle session stays open */
-	uint64_t timeout_connect;   /* all timeouts in milliseconds */
+	uint64_t idle_linger;		   /* ms an idle session stays open */
+	uint64_t timeout_connect;	   /* all timeouts in milliseconds */
 	uint64_t timeout_greeting;
 	uint64_t timeout_mail;
 	uint64_t timeout_rcpt;

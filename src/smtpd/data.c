@@ -26,10 +26,10 @@
 enum data_phase {
 	DATA_PHASE_BOL_CLEAN, /* line start after CRLF or at start of data */
 	DATA_PHASE_BOL_BARE,  /* line start after a bare LF */
-	DATA_PHASE_DOT,       /* "." removed at a clean line start */
+	DATA_PHASE_DOT,	      /* "." removed at a clean line start */
 	DATA_PHASE_DOT_CR,    /* clean "." then CR (CR held) */
 	DATA_PHASE_TEXT,      /* inside a line */
-	DATA_PHASE_CR,        /* CR inside a line or at a line start (held) */
+	DATA_PHASE_CR,	      /* CR inside a line or at a line start (held) */
 	DATA_PHASE_DONE,      /* <CR><LF>.<CR><LF> seen */
 };
 
@@ -194,7 +194,7 @@ size_t
 data_feed(struct data_state *st, const char *in, size_t inlen, char *out,
 	  size_t *outlen)
 {
-	struct data_out o = { out, 0 };
+	struct data_out o = {out, 0};
 	size_t i = 0;
 
 	while (i < inlen && !st->done)

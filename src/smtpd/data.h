@@ -37,10 +37,10 @@ struct data_state {
 	int header_phase;
 	size_t header_match;
 	/* results, readable at any time: */
-	uint64_t size;       /* bytes of the stored form produced so far */
-	unsigned received;   /* "Received:" fields seen in the header */
-	bool bare_lf;        /* at least one bare LF seen */
-	bool done;           /* end-of-data seen */
+	uint64_t size;	   /* bytes of the stored form produced so far */
+	unsigned received; /* "Received:" fields seen in the header */
+	bool bare_lf;	   /* at least one bare LF seen */
+	bool done;	   /* end-of-data seen */
 	enum data_bare_lf mode;
 };
 

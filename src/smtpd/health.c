@@ -84,8 +84,8 @@ health_check(const struct smtpd_config *cfg)
 		return 1;
 	}
 	health_target(&ss);
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			0);
+	int fd =
+	    socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		fprintf(stderr, "health: socket: %s\n", strerror(errno));
 		return 1;

@@ -22,13 +22,13 @@
 #include "smtpd_config.h"
 
 static const char usage[] =
-	"usage: smtpd [-c FILE] [--check-config]\n"
-	"       smtpd [-c FILE] health\n"
-	"       smtpd --version | --help\n"
-	"\n"
-	"  -c, --config FILE   YAML configuration (default: built-in settings)\n"
-	"      --check-config  validate the configuration and exit\n"
-	"  health              exit 0 when the running smtpd answers 220\n";
+    "usage: smtpd [-c FILE] [--check-config]\n"
+    "       smtpd [-c FILE] health\n"
+    "       smtpd --version | --help\n"
+    "\n"
+    "  -c, --config FILE   YAML configuration (default: built-in settings)\n"
+    "      --check-config  validate the configuration and exit\n"
+    "  health              exit 0 when the running smtpd answers 220\n";
 
 /* select() can't watch fds >= FD_SETSIZE; ask for that many, no more. */
 static void
@@ -47,8 +47,8 @@ raise_fd_limit(struct smtpd_config *cfg)
 	}
 	if (rl.rlim_cur < cfg->max_connections + SMTPD_FD_RESERVE)
 		cfg->max_connections = rl.rlim_cur > 2 * SMTPD_FD_RESERVE
-					       ? rl.rlim_cur - SMTPD_FD_RESERVE
-					       : SMTPD_FD_RESERVE;
+					   ? rl.rlim_cur - SMTPD_FD_RESERVE
+					   : SMTPD_FD_RESERVE;
 }
 
 static void
@@ -63,8 +63,7 @@ on_stop_signal(struct loop *loop, int signo, void *arg)
 }
 
 static void
-log_start_line(struct logger *log, const struct smtpd_config *cfg,
-	       int cleaned)
+log_start_line(struct logger *log, const struct smtpd_config *cfg, int cleaned)
 {
 	struct log_line *l = log_begin(log, LOG_INFO, "smtpd.start");
 	log_str(l, "version", MTA_VERSION);
@@ -93,8 +92,8 @@ run(struct smtpd_config *cfg)
 	int rc = 1;
 	struct server srv;
 
-	struct maildir *md = maildir_open(cfg->maildir, cfg->hostname, err,
-					  sizeof err);
+	struct maildir *md =
+	    maildir_open(cfg->maildir, cfg->hostname, err, sizeof err);
 	if (!md) {
 		fprintf(stderr, "smtpd: maildir: %s\n", err);
 		return CLI_EXIT_CONFIG;
@@ -103,8 +102,8 @@ run(struct smtpd_config *cfg)
 	raise_fd_limit(cfg);
 	signal(SIGPIPE, SIG_IGN);
 	struct loop *loop = loop_new();
-	struct logger *log = log_start("smtpd", (enum log_level)cfg->log_level,
-				       STDOUT_FILENO);
+	struct logger *log =
+	    log_start("smtpd", (enum log_level)cfg->log_level, STDOUT_FILENO);
 	if (!loop || !log) {
 		fprintf(stderr, "smtpd: start-up: %s\n", strerror(errno));
 		goto out;

@@ -100,18 +100,16 @@ server_accept(struct loop *loop, int lfd, unsigned events, void *arg)
 		}
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			return;
-		if (errno == EINTR || errno == ECONNABORTED ||
-		    errno == EPROTO)
+		if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
 			continue;
 		/* Out of descriptors or memory: stop accepting for now. */
-		struct log_line *l = log_begin(srv->log, LOG_WARN,
-					       "accept.paused");
+		struct log_line *l =
+		    log_begin(srv->log, LOG_WARN, "accept.paused");
 		log_str(l, "error", strerror(errno));
 		log_uint(l, "connections", srv->nconns);
 		log_end(l);
 		server_set_accepting(srv, false);
-		loop_timer_arm(srv->loop, &srv->resume_timer,
-			       SERVER_RESUME_MS);
+		loop_timer_arm(srv->loop, &srv->resume_timer, SERVER_RESUME_MS);
 		return;
 	}
 }
@@ -157,7 +155,8 @@ server_drain_expired(struct loop *loop, struct loop_timer *t, void *arg)
 {
 	struct server *srv = arg;
 	(void)t;
-	struct log_line *l = log_begin(srv->log, LOG_WARN, "smtpd.drain_expired");
+	struct log_line *l =
+	    log_begin(srv->log, LOG_WARN, "smtpd.drain_expired");
 	log_uint(l, "connections", srv->nconns);
 	log_end(l);
 	server_each_close(srv);
@@ -184,8 +183,10 @@ server_listen_all(struct server *srv, char *err, size_t errlen)
 		socklen_t len;
 		if (srv->nlisten == SERVER_LISTEN_MAX ||
 		    net_parse_hostport(listen->items[i], &ss, &len) != 0) {
-			snprintf(err, errlen, "listen: bad or too many "
-				 "addresses at '%s'", listen->items[i]);
+			snprintf(err, errlen,
+				 "listen: bad or too many "
+				 "addresses at '%s'",
+				 listen->items[i]);
 			return -1;
 		}
 		int fd = net_listen((struct sockaddr *)&ss, len, 1024);
@@ -208,8 +209,8 @@ static int
 server_parse_nets(struct server *srv, char *err, size_t errlen)
 {
 	const struct config_list *nets = &srv->cfg->relay_networks;
-	srv->relay_nets = calloc(nets->count ? nets->count : 1,
-				 sizeof *srv->relay_nets);
+	srv->relay_nets =
+	    calloc(nets->count ? nets->count : 1, sizeof *srv->relay_nets);
 	if (!srv->relay_nets) {
 		snprintf(err, errlen, "out of memory");
 		return -1;

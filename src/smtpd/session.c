@@ -142,9 +142,8 @@ session_reply(struct session *s, int code, const char *enh, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
-	size_t n = smtp_reply_format(s->out + s->out_len,
-				     sizeof s->out - s->out_len, code, enh,
-				     text);
+	size_t n = smtp_reply_format(
+	    s->out + s->out_len, sizeof s->out - s->out_len, code, enh, text);
 	/* Cannot happen while SESSION_REPLY_RESERVE is respected; losing a
 	 * reply would desynchronise the client, so close instead. */
 	if (n == 0 && s->state != SESSION_CLOSED) {
@@ -224,8 +223,7 @@ session_line(struct session *s, const char *line, size_t len)
 		return;
 	}
 	session_command(s, line, len - (crlf ? 2 : 1));
-	if (s->state != SESSION_CLOSED &&
-	    s->errors >= s->ctx->cfg->max_errors)
+	if (s->state != SESSION_CLOSED && s->errors >= s->ctx->cfg->max_errors)
 		session_close(s, 421, "4.7.0", "Error: too many errors");
 }
 
@@ -237,8 +235,8 @@ session_run(struct session *s)
 
 	while (pos < s->in_len) {
 		if (s->state == SESSION_WRITING_DATA) {
-			pos += session_data_feed(s, s->in + pos,
-						 s->in_len - pos);
+			pos +=
+			    session_data_feed(s, s->in + pos, s->in_len - pos);
 			continue;
 		}
 		if (s->state == SESSION_DELIVERING ||

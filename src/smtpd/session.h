@@ -34,14 +34,14 @@
 #define SESSION_HELO_MAX 255
 
 /* RFC 5321 4.1.1 states, as the design names them. */
-#define SESSION_STATES(X)                                                    \
-	X(SESSION_INIT)         /* greeted, no HELO/EHLO yet */              \
-	X(SESSION_WAIT)         /* HELO done, no transaction */              \
-	X(SESSION_MAIL_SET)     /* MAIL accepted */                          \
-	X(SESSION_RCPTS_SET)    /* at least one RCPT accepted */             \
-	X(SESSION_WRITING_DATA) /* after 354, streaming to tmp/ */           \
-	X(SESSION_DELIVERING)   /* end of data seen, waiting for commit */   \
-	X(SESSION_CLOSED)       /* last reply queued; close after flush */
+#define SESSION_STATES(X)                                                      \
+	X(SESSION_INIT)		/* greeted, no HELO/EHLO yet */                \
+	X(SESSION_WAIT)		/* HELO done, no transaction */                \
+	X(SESSION_MAIL_SET)	/* MAIL accepted */                            \
+	X(SESSION_RCPTS_SET)	/* at least one RCPT accepted */               \
+	X(SESSION_WRITING_DATA) /* after 354, streaming to tmp/ */             \
+	X(SESSION_DELIVERING)	/* end of data seen, waiting for commit */     \
+	X(SESSION_CLOSED)	/* last reply queued; close after flush */
 
 #define SESSION_ENUM(name) name,
 enum session_state { SESSION_STATES(SESSION_ENUM) };

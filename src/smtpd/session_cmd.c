@@ -68,8 +68,7 @@ cmd_helo_common(struct session *s, const char *args, size_t len, bool esmtp)
 	session_reply(s, 250, NULL,
 		      "%s\nPIPELINING\nSIZE %llu\n8BITMIME\n"
 		      "ENHANCEDSTATUSCODES\nSMTPUTF8\nHELP",
-		      cfg->hostname,
-		      (unsigned long long)cfg->max_message_size);
+		      cfg->hostname, (unsigned long long)cfg->max_message_size);
 }
 
 static void
@@ -101,7 +100,8 @@ session_param_error(struct session *s, enum param_err err, const char *bad,
 		break;
 	case PARAM_ERR_VALUE:
 		/* RFC 3030 BINARYMIME is a real value we don't implement. */
-		if (end - bad >= 15 && strncasecmp(bad, "BODY=BINARYMIME", 15) == 0)
+		if (end - bad >= 15 &&
+		    strncasecmp(bad, "BODY=BINARYMIME", 15) == 0)
 			session_reply(s, 504, "5.5.4",
 				      "BODY=BINARYMIME is not supported");
 		else
@@ -126,16 +126,17 @@ cmd_mail(struct session *s, const char *args, size_t len)
 	const char *p = session_expect_prefix(args, len, "FROM:", &rest);
 	struct smtp_path path;
 	size_t used;
-	if (!p || smtp_path_parse(p, rest, ADDR_ALLOW_NULL | ADDR_ALLOW_UTF8,
-				  &path, &used) != ADDR_OK ||
+	if (!p ||
+	    smtp_path_parse(p, rest, ADDR_ALLOW_NULL | ADDR_ALLOW_UTF8, &path,
+			    &used) != ADDR_OK ||
 	    (used < rest && p[used] != ' ')) {
 		session_reply(s, 501, "5.1.7", "Bad sender address syntax");
 		return;
 	}
 	struct mail_params params;
 	const char *bad = NULL;
-	enum param_err perr = smtp_mail_params(p + used, rest - used, &params,
-					       &bad);
+	enum param_err perr =
+	    smtp_mail_params(p + used, rest - used, &params, &bad);
 	if (perr != PARAM_OK) {
 		session_param_error(s, perr, bad, p + rest);
 		return;
@@ -211,9 +212,9 @@ cmd_rcpt(struct session *s, const char *args, size_t len)
 	const char *p = session_expect_prefix(args, len, "TO:", &rest);
 	struct smtp_path to;
 	size_t used;
-	if (!p || smtp_path_parse(p, rest,
-				  ADDR_ALLOW_POSTMASTER | ADDR_ALLOW_UTF8,
-				  &to, &used) != ADDR_OK ||
+	if (!p ||
+	    smtp_path_parse(p, rest, ADDR_ALLOW_POSTMASTER | ADDR_ALLOW_UTF8,
+			    &to, &used) != ADDR_OK ||
 	    (used < rest && p[used] != ' ')) {
 		session_reply(s, 501, "5.1.3", "Bad recipient address syntax");
 		return;
@@ -292,7 +293,8 @@ cmd_vrfy(struct session *s, const char *args, size_t len)
 		session_reply(s, 501, "5.5.4", "Syntax: VRFY address");
 		return;
 	}
-	session_reply(s, 252, "2.5.2", "Cannot VRFY user, but will accept "
+	session_reply(s, 252, "2.5.2",
+		      "Cannot VRFY user, but will accept "
 		      "message and attempt delivery");
 }
 
@@ -327,22 +329,22 @@ cmd_not_implemented(struct session *s, const char *args, size_t len)
 }
 
 static const struct session_cmd session_cmds[] = {
-	{"HELO", true, cmd_helo},
-	{"EHLO", true, cmd_ehlo},
-	{"MAIL", true, cmd_mail},
-	{"RCPT", true, cmd_rcpt},
-	{"DATA", false, cmd_data},
-	{"RSET", false, cmd_rset},
-	{"NOOP", true, cmd_noop},
-	{"VRFY", true, cmd_vrfy},
-	{"HELP", true, cmd_help},
-	{"QUIT", false, cmd_quit},
-	{"EXPN", true, cmd_not_implemented},
-	{"TURN", true, cmd_not_implemented},
-	{"ETRN", true, cmd_not_implemented},
-	{"BDAT", true, cmd_not_implemented},
-	{"AUTH", true, cmd_not_implemented},
-	{"STARTTLS", true, cmd_not_implemented},
+    {"HELO", true, cmd_helo},
+    {"EHLO", true, cmd_ehlo},
+    {"MAIL", true, cmd_mail},
+    {"RCPT", true, cmd_rcpt},
+    {"DATA", false, cmd_data},
+    {"RSET", false, cmd_rset},
+    {"NOOP", true, cmd_noop},
+    {"VRFY", true, cmd_vrfy},
+    {"HELP", true, cmd_help},
+    {"QUIT", false, cmd_quit},
+    {"EXPN", true, cmd_not_implemented},
+    {"TURN", true, cmd_not_implemented},
+    {"ETRN", true, cmd_not_implemented},
+    {"BDAT", true, cmd_not_implemented},
+    {"AUTH", true, cmd_not_implemented},
+    {"STARTTLS", true, cmd_not_implemented},
 };
 
 void

@@ -35,9 +35,8 @@ hdr_flush(struct hdr_writer *w)
 	w->len = 0;
 }
 
-static void
-hdr_printf(struct hdr_writer *w, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+static void hdr_printf(struct hdr_writer *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
 hdr_printf(struct hdr_writer *w, const char *fmt, ...)
@@ -69,8 +68,8 @@ session_write_received(struct session *s, struct hdr_writer *w)
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	const char *proto = s->params.smtputf8 ? "UTF8SMTP"
-			    : s->esmtp	   ? "ESMTP"
-					   : "SMTP";
+			    : s->esmtp	       ? "ESMTP"
+					       : "SMTP";
 	hdr_printf(w, "Received: from %s (unknown [%s])\n\tby %s with %s id %s",
 		   s->helo, s->peer_ip, s->ctx->cfg->hostname, proto,
 		   s->file.queue_id);
@@ -110,8 +109,7 @@ session_storage_reply(struct session *s, int err)
 	if (err == ENOSPC || err == EDQUOT)
 		session_reply(s, 452, "4.3.1", "Insufficient system storage");
 	else
-		session_reply(s, 451, "4.3.0",
-			      "Error: queue file write error");
+		session_reply(s, 451, "4.3.0", "Error: queue file write error");
 }
 
 static void

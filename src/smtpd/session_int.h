@@ -30,13 +30,13 @@ struct session {
 	unsigned msgs;
 	bool esmtp;
 	bool skip_line; /* discarding the rest of an over-long line */
-	bool eof;       /* peer gone while a commit was pending */
+	bool eof;	/* peer gone while a commit was pending */
 	char helo[SESSION_HELO_MAX + 1];
 
 	/* The transaction (RFC 5321 3.3). */
 	struct smtp_path from;
 	struct mail_params params;
-	char *rcpts;       /* accepted recipients, NUL-separated */
+	char *rcpts; /* accepted recipients, NUL-separated */
 	size_t rcpts_len;
 	size_t rcpts_cap;
 	unsigned nrcpt;
@@ -46,7 +46,7 @@ struct session {
 	struct maildir_file file;
 	bool file_open;
 	bool too_big;
-	int write_err;     /* first write errno, 0 when none */
+	int write_err; /* first write errno, 0 when none */
 
 	size_t in_len;
 	size_t out_len;
@@ -55,9 +55,8 @@ struct session {
 };
 
 /* session.c */
-void session_reply(struct session *, int code, const char *enh,
-		   const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+void session_reply(struct session *, int code, const char *enh, const char *fmt,
+		   ...) __attribute__((format(printf, 4, 5)));
 void session_enter_state(struct session *, enum session_state);
 void session_close(struct session *, int code, const char *enh,
 		   const char *text);

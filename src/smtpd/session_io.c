@@ -82,8 +82,8 @@ conn_read(struct conn *c)
 	if (space == 0)
 		return;
 	ssize_t n = read(c->fd, buf, space);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
-		      errno == EINTR))
+	if (n < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
 	if (n <= 0) {
 		session_eof(c->s);

@@ -14,11 +14,16 @@
 #include "log.h"
 #include "net.h"
 
-#define KEY(path, type, field, min, max, names)                              \
-	{ path, type, offsetof(struct smtpd_config, field), min, max, names, \
-	  NULL }
-#define KEY_CHECKED(path, type, field, check)                                \
-	{ path, type, offsetof(struct smtpd_config, field), 0, 0, NULL, check }
+#define KEY(path, type, field, min, max, names)                                \
+	{                                                                      \
+		path, type, offsetof(struct smtpd_config, field), min, max,    \
+		    names, NULL                                                \
+	}
+#define KEY_CHECKED(path, type, field, check)                                  \
+	{                                                                      \
+		path, type, offsetof(struct smtpd_config, field), 0, 0, NULL,  \
+		    check                                                      \
+	}
 
 static int
 check_hostport(const char *v, char *msg, size_t cap)
@@ -27,8 +32,10 @@ check_hostport(const char *v, char *msg, size_t cap)
 	socklen_t len;
 	if (net_parse_hostport(v, &ss, &len) == 0)
 		return 0;
-	snprintf(msg, cap, "'%s' is not addr:port (e.g. 0.0.0.0:2525 or "
-		 "[::1]:2525)", v);
+	snprintf(msg, cap,
+		 "'%s' is not addr:port (e.g. 0.0.0.0:2525 or "
+		 "[::1]:2525)",
+		 v);
 	return -1;
 }
 
@@ -47,8 +54,10 @@ check_cidr(const char *v, char *msg, size_t cap)
 	struct cidr net;
 	if (cidr_parse(v, &net) == 0)
 		return 0;
-	snprintf(msg, cap, "'%s' is not a network (e.g. 10.0.0.0/8 or "
-		 "fd00::/8)", v);
+	snprintf(msg, cap,
+		 "'%s' is not a network (e.g. 10.0.0.0/8 or "
+		 "fd00::/8)",
+		 v);
 	return -1;
 }
 
@@ -59,32 +68,30 @@ static const char *const level_names[] = {"debug", "info", "warn", "error",
 #define DAY_MS (24ULL * 3600 * 1000)
 
 static const struct config_key smtpd_keys[] = {
-	KEY_CHECKED("listen", CONFIG_LIST, listen, check_hostport),
-	KEY_CHECKED("hostname", CONFIG_STRING, hostname, check_nonempty),
-	KEY_CHECKED("maildir", CONFIG_STRING, maildir, check_nonempty),
-	KEY("max_message_size", CONFIG_SIZE, max_message_size, 1024,
-	    1ULL << 40, NULL),
-	KEY("max_recipients", CONFIG_UINT, max_recipients, 1, 100000, NULL),
-	KEY("max_connections", CONFIG_UINT, max_connections, 1, 1000000,
-	    NULL),
-	KEY("max_connections_per_ip", CONFIG_UINT, max_connections_per_ip, 0,
-	    1000000, NULL),
-	KEY("max_received_headers", CONFIG_UINT, max_received_headers, 1,
-	    10000, NULL),
-	KEY("max_errors", CONFIG_UINT, max_errors, 1, 10000, NULL),
-	KEY("bare_lf", CONFIG_ENUM, bare_lf, 0, 0, bare_lf_names),
-	KEY_CHECKED("relay.networks", CONFIG_LIST, relay_networks, check_cidr),
-	KEY("relay.domains", CONFIG_LIST, relay_domains, 0, 0, NULL),
-	KEY("timeouts.command", CONFIG_DURATION, timeout_command, 100, DAY_MS,
-	    NULL),
-	KEY("timeouts.data", CONFIG_DURATION, timeout_data, 100, DAY_MS, NULL),
-	KEY("timeouts.shutdown", CONFIG_DURATION, timeout_shutdown, 0, DAY_MS,
-	    NULL),
-	KEY("log.level", CONFIG_ENUM, log_level, 0, 0, level_names),
+    KEY_CHECKED("listen", CONFIG_LIST, listen, check_hostport),
+    KEY_CHECKED("hostname", CONFIG_STRING, hostname, check_nonempty),
+    KEY_CHECKED("maildir", CONFIG_STRING, maildir, check_nonempty),
+    KEY("max_message_size", CONFIG_SIZE, max_message_size, 1024, 1ULL << 40,
+	NULL),
+    KEY("max_recipients", CONFIG_UINT, max_recipients, 1, 100000, NULL),
+    KEY("max_connections", CONFIG_UINT, max_connections, 1, 1000000, NULL),
+    KEY("max_connections_per_ip", CONFIG_UINT, max_connections_per_ip, 0,
+	1000000, NULL),
+    KEY("max_received_headers", CONFIG_UINT, max_received_headers, 1, 10000,
+	NULL),
+    KEY("max_errors", CONFIG_UINT, max_errors, 1, 10000, NULL),
+    KEY("bare_lf", CONFIG_ENUM, bare_lf, 0, 0, bare_lf_names),
+    KEY_CHECKED("relay.networks", CONFIG_LIST, relay_networks, check_cidr),
+    KEY("relay.domains", CONFIG_LIST, relay_domains, 0, 0, NULL),
+    KEY("timeouts.command", CONFIG_DURATION, timeout_command, 100, DAY_MS,
+	NULL),
+    KEY("timeouts.data", CONFIG_DURATION, timeout_data, 100, DAY_MS, NULL),
+    KEY("timeouts.shutdown", CONFIG_DURATION, timeout_shutdown, 0, DAY_MS,
+	NULL),
+    KEY("log.level", CONFIG_ENUM, log_level, 0, 0, level_names),
 };
 
 #define NKEYS (sizeof smtpd_keys / sizeof smtpd_keys[0])
-
 
 int
 smtpd_config_defaults(struct smtpd_config *c)
@@ -115,8 +122,7 @@ smtpd_config_defaults(struct smtpd_config *c)
 
 /* Checks what one key's type can't: every list item must parse. */
 static int
-check_values(struct smtpd_config *c, const char *file, char *err,
-	     size_t errlen)
+check_values(struct smtpd_config *c, const char *file, char *err, size_t errlen)
 {
 	const char *where = file ? file : "(defaults)";
 

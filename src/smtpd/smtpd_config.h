@@ -25,13 +25,13 @@ struct smtpd_config {
 	uint64_t max_connections_per_ip; /* 0 = no limit */
 	uint64_t max_received_headers;
 	uint64_t max_errors;
-	unsigned bare_lf;                /* enum data_bare_lf */
+	unsigned bare_lf; /* enum data_bare_lf */
 	struct config_list relay_networks;
 	struct config_list relay_domains;
-	uint64_t timeout_command;        /* milliseconds */
+	uint64_t timeout_command; /* milliseconds */
 	uint64_t timeout_data;
 	uint64_t timeout_shutdown;
-	unsigned log_level;              /* enum log_level */
+	unsigned log_level; /* enum log_level */
 };
 
 /* Fills built-in defaults. Returns -1 on ENOMEM. */

@@ -20,13 +20,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FUZZ_CHECK(cond)                                                     \
-	do {                                                                 \
-		if (!(cond)) {                                               \
-			fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__,   \
-				#cond);                                      \
-			abort();                                             \
-		}                                                            \
+#define FUZZ_CHECK(cond)                                                       \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__,     \
+				#cond);                                        \
+			abort();                                               \
+		}                                                              \
 	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -71,8 +71,8 @@ fuzz_feed(const char *in, size_t len, enum data_bare_lf mode,
 	while (pos < len && !st.done) {
 		size_t chunk = fuzz_chunk(how, in, len, pos), o = 0;
 		FUZZ_CHECK(r->outlen + chunk + 2 <= len + 2);
-		size_t n = data_feed(&st, in + pos, chunk, r->out + r->outlen,
-				     &o);
+		size_t n =
+		    data_feed(&st, in + pos, chunk, r->out + r->outlen, &o);
 		FUZZ_CHECK(n <= chunk);
 		FUZZ_CHECK(o <= chunk + 2);
 		FUZZ_CHECK(n == chunk || st.done);
@@ -109,8 +109,8 @@ static size_t
 fuzz_end(const char *in, size_t len)
 {
 	for (size_t i = 0; i + 3 <= len; i++) {
-		bool clean = i == 0 || (i >= 2 && in[i - 2] == '\r' &&
-					in[i - 1] == '\n');
+		bool clean = i == 0 ||
+			     (i >= 2 && in[i - 2] == '\r' && in[i - 1] == '\n');
 		if (clean && in[i] == '.' && in[i + 1] == '\r' &&
 		    in[i + 2] == '\n')
 			return i + 3;

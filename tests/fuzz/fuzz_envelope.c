@@ -59,8 +59,8 @@ fuzz_path_equal(const struct smtp_path *a, const struct smtp_path *b)
 }
 
 static void
-fuzz_same(enum envelope_err ea, const struct envelope *a,
-	  enum envelope_err eb, const struct envelope *b)
+fuzz_same(enum envelope_err ea, const struct envelope *a, enum envelope_err eb,
+	  const struct envelope *b)
 {
 	FUZZ_CHECK(ea == eb);
 	if (ea != ENVELOPE_OK)
@@ -102,8 +102,8 @@ fuzz_write(const struct envelope *env, size_t *len)
 
 	if (!s)
 		abort();
-	pos += (size_t)snprintf(s, cap, "X-Original-From: <%s>",
-				env->from.addr);
+	pos +=
+	    (size_t)snprintf(s, cap, "X-Original-From: <%s>", env->from.addr);
 	if (env->params.has_size)
 		pos += (size_t)snprintf(s + pos, cap - pos, " SIZE=%llu",
 					(unsigned long long)env->params.size);
@@ -173,8 +173,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t off = open_env.body_offset;
 		fuzz_check_ok(s, size, &open_env);
 		FUZZ_CHECK(off < size);
-		FUZZ_CHECK(fuzz_parse(s, off, 0, &part) ==
-			   ENVELOPE_INCOMPLETE);
+		FUZZ_CHECK(fuzz_parse(s, off, 0, &part) == ENVELOPE_INCOMPLETE);
 		fuzz_cut(s, off + 1, e0, &open_env);
 		fuzz_round_trip(&open_env);
 	}

@@ -18,12 +18,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUZZ_CHECK(c)                                                        \
-	do {                                                                 \
-		if (!(c)) {                                                  \
-			fprintf(stderr, "fuzz_session: %s\n", #c);           \
-			abort();                                             \
-		}                                                            \
+#define FUZZ_CHECK(c)                                                          \
+	do {                                                                   \
+		if (!(c)) {                                                    \
+			fprintf(stderr, "fuzz_session: %s\n", #c);             \
+			abort();                                               \
+		}                                                              \
 	} while (0)
 
 struct fuzz_env {
@@ -101,16 +101,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fuzz_env *env = fuzz_env();
 	struct sockaddr_in peer = {.sin_family = AF_INET};
 	peer.sin_addr.s_addr = htonl(size % 2 ? 0x0a000001 : 0xc0000207);
-	struct session *s = session_new(&env->ctx, 1,
-					(struct sockaddr *)&peer, sizeof peer);
+	struct session *s =
+	    session_new(&env->ctx, 1, (struct sockaddr *)&peer, sizeof peer);
 	FUZZ_CHECK(s != NULL);
 
 	size_t pos = 0;
 	while (pos < size && session_state(s) != SESSION_CLOSED) {
 		const uint8_t *sep = memchr(data + pos, 0xff, size - pos);
 		size_t end = sep ? (size_t)(sep - data) : size;
-		size_t fed = session_feed(s, (const char *)data + pos,
-					  end - pos);
+		size_t fed =
+		    session_feed(s, (const char *)data + pos, end - pos);
 		maildir_flush(env->md);
 		size_t len;
 		const char *out = session_output(s, &len);

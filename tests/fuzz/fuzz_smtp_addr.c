@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FUZZ_ALL_FLAGS \
+#define FUZZ_ALL_FLAGS                                                         \
 	(ADDR_ALLOW_NULL | ADDR_ALLOW_POSTMASTER | ADDR_ALLOW_UTF8)
 
 static void
@@ -187,8 +187,8 @@ fuzz_params(const char *s, size_t len)
 	if (re == PARAM_ERR_SYNTAX)
 		fuzz_assert(mbad == rbad);
 	else
-		fuzz_assert(re == (spaces == len ? PARAM_OK
-						 : PARAM_ERR_UNKNOWN));
+		fuzz_assert(re ==
+			    (spaces == len ? PARAM_OK : PARAM_ERR_UNKNOWN));
 	if (me != PARAM_OK)
 		fuzz_assert(!mp.has_size && mp.size == 0 &&
 			    mp.body == BODY_NONE && !mp.smtputf8);

@@ -61,9 +61,8 @@ fuzz_parse(const char *s, size_t len, int tail, struct smtp_reply *r,
 }
 
 static void
-fuzz_same(enum smtp_reply_status sa, const struct smtp_reply *a,
-	  size_t ua, enum smtp_reply_status sb, const struct smtp_reply *b,
-	  size_t ub)
+fuzz_same(enum smtp_reply_status sa, const struct smtp_reply *a, size_t ua,
+	  enum smtp_reply_status sb, const struct smtp_reply *b, size_t ub)
 {
 	FUZZ_CHECK(sa == sb && ua == ub);
 	FUZZ_CHECK(memcmp(a, b, sizeof *a) == 0);

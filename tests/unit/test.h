@@ -13,54 +13,56 @@
 static int test_failures;
 static int test_checks;
 
-#define CHECK(cond)                                                          \
-	do {                                                                 \
-		test_checks++;                                               \
-		if (!(cond)) {                                               \
-			test_failures++;                                     \
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		test_checks++;                                                 \
+		if (!(cond)) {                                                 \
+			test_failures++;                                       \
 			fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, \
-				__LINE__, #cond);                            \
-		}                                                            \
+				__LINE__, #cond);                              \
+		}                                                              \
 	} while (0)
 
-#define CHECK_INT(a, b)                                                      \
-	do {                                                                 \
-		long long a_ = (long long)(a), b_ = (long long)(b);          \
-		test_checks++;                                               \
-		if (a_ != b_) {                                              \
-			test_failures++;                                     \
-			fprintf(stderr, "%s:%d: %s == %s failed: %lld != %lld\n", \
-				__FILE__, __LINE__, #a, #b, a_, b_);         \
-		}                                                            \
+#define CHECK_INT(a, b)                                                        \
+	do {                                                                   \
+		long long a_ = (long long)(a), b_ = (long long)(b);            \
+		test_checks++;                                                 \
+		if (a_ != b_) {                                                \
+			test_failures++;                                       \
+			fprintf(stderr,                                        \
+				"%s:%d: %s == %s failed: %lld != %lld\n",      \
+				__FILE__, __LINE__, #a, #b, a_, b_);           \
+		}                                                              \
 	} while (0)
 
-#define CHECK_STR(a, b)                                                      \
-	do {                                                                 \
-		const char *a_ = (a), *b_ = (b);                             \
-		test_checks++;                                               \
-		if (!a_ || !b_ || strcmp(a_, b_) != 0) {                     \
-			test_failures++;                                     \
-			fprintf(stderr,                                      \
-				"%s:%d: %s == %s failed:\n  got  \"%s\"\n  want \"%s\"\n", \
-				__FILE__, __LINE__, #a, #b, a_ ? a_ : "(null)", \
-				b_ ? b_ : "(null)");                         \
-		}                                                            \
+#define CHECK_STR(a, b)                                                        \
+	do {                                                                   \
+		const char *a_ = (a), *b_ = (b);                               \
+		test_checks++;                                                 \
+		if (!a_ || !b_ || strcmp(a_, b_) != 0) {                       \
+			test_failures++;                                       \
+			fprintf(stderr,                                        \
+				"%s:%d: %s == %s failed:\n  got  \"%s\"\n  "   \
+				"want \"%s\"\n",                               \
+				__FILE__, __LINE__, #a, #b,                    \
+				a_ ? a_ : "(null)", b_ ? b_ : "(null)");       \
+		}                                                              \
 	} while (0)
 
 /* Compares len bytes; prints both as escaped strings on mismatch. */
-#define CHECK_MEM(a, alen, b, blen)                                          \
-	do {                                                                 \
-		test_checks++;                                               \
-		if ((size_t)(alen) != (size_t)(blen) ||                      \
-		    memcmp((a), (b), (size_t)(alen)) != 0) {                 \
-			test_failures++;                                     \
-			fprintf(stderr, "%s:%d: %s == %s failed\n  got  ",   \
-				__FILE__, __LINE__, #a, #b);                 \
-			test_print_escaped((a), (alen));                     \
-			fprintf(stderr, "\n  want ");                        \
-			test_print_escaped((b), (blen));                     \
-			fprintf(stderr, "\n");                               \
-		}                                                            \
+#define CHECK_MEM(a, alen, b, blen)                                            \
+	do {                                                                   \
+		test_checks++;                                                 \
+		if ((size_t)(alen) != (size_t)(blen) ||                        \
+		    memcmp((a), (b), (size_t)(alen)) != 0) {                   \
+			test_failures++;                                       \
+			fprintf(stderr, "%s:%d: %s == %s failed\n  got  ",     \
+				__FILE__, __LINE__, #a, #b);                   \
+			test_print_escaped((a), (alen));                       \
+			fprintf(stderr, "\n  want ");                          \
+			test_print_escaped((b), (blen));                       \
+			fprintf(stderr, "\n");                                 \
+		}                                                              \
 	} while (0)
 
 static inline void

@@ -33,28 +33,28 @@ struct body_case {
 };
 
 static const struct body_case body_cases[] = {
-	{ W(""), W(".\r\n") },
-	{ W("a\n"), W("a\r\n.\r\n") },
-	{ W("a"), W("a\r\n.\r\n") },
-	{ W("\n"), W("\r\n.\r\n") },
-	{ W(".\n"), W("..\r\n.\r\n") },
-	{ W("."), W("..\r\n.\r\n") },
-	{ W("..\n"), W("...\r\n.\r\n") },
-	{ W("a\n.\n"), W("a\r\n..\r\n.\r\n") },
-	{ W("a\n.\nb\n.\n"), W("a\r\n..\r\nb\r\n..\r\n.\r\n") },
-	{ W(".a\n.b.\n"), W("..a\r\n..b.\r\n.\r\n") },
-	{ W("a.b\n x.\n"), W("a.b\r\n x.\r\n.\r\n") },
-	{ W("\n\n.\n\n"), W("\r\n\r\n..\r\n\r\n.\r\n") },
-	{ W("a\r\n"), W("a\r\r\n.\r\n") },
-	{ W("\r\n.\r\n"), W("\r\r\n..\r\r\n.\r\n") },
-	{ W("\r.\n"), W("\r.\r\n.\r\n") },
-	{ W("a\r"), W("a\r\r\n.\r\n") },
-	{ W("a\rb\n"), W("a\rb\r\n.\r\n") },
-	{ W("x\0y\n\0\n"), W("x\0y\r\n\0\r\n.\r\n") },
-	{ W("\xc3\xa9t\xc3\xa9\n"), W("\xc3\xa9t\xc3\xa9\r\n.\r\n") },
-	{ W("Received: from x\n\tby y\n\nbody\n.\n..\nend"),
-	  W("Received: from x\r\n\tby y\r\n\r\nbody\r\n..\r\n...\r\nend\r\n"
-	    ".\r\n") },
+    {W(""), W(".\r\n")},
+    {W("a\n"), W("a\r\n.\r\n")},
+    {W("a"), W("a\r\n.\r\n")},
+    {W("\n"), W("\r\n.\r\n")},
+    {W(".\n"), W("..\r\n.\r\n")},
+    {W("."), W("..\r\n.\r\n")},
+    {W("..\n"), W("...\r\n.\r\n")},
+    {W("a\n.\n"), W("a\r\n..\r\n.\r\n")},
+    {W("a\n.\nb\n.\n"), W("a\r\n..\r\nb\r\n..\r\n.\r\n")},
+    {W(".a\n.b.\n"), W("..a\r\n..b.\r\n.\r\n")},
+    {W("a.b\n x.\n"), W("a.b\r\n x.\r\n.\r\n")},
+    {W("\n\n.\n\n"), W("\r\n\r\n..\r\n\r\n.\r\n")},
+    {W("a\r\n"), W("a\r\r\n.\r\n")},
+    {W("\r\n.\r\n"), W("\r\r\n..\r\r\n.\r\n")},
+    {W("\r.\n"), W("\r.\r\n.\r\n")},
+    {W("a\r"), W("a\r\r\n.\r\n")},
+    {W("a\rb\n"), W("a\rb\r\n.\r\n")},
+    {W("x\0y\n\0\n"), W("x\0y\r\n\0\r\n.\r\n")},
+    {W("\xc3\xa9t\xc3\xa9\n"), W("\xc3\xa9t\xc3\xa9\r\n.\r\n")},
+    {W("Received: from x\n\tby y\n\nbody\n.\n..\nend"),
+     W("Received: from x\r\n\tby y\r\n\r\nbody\r\n..\r\n...\r\nend\r\n"
+       ".\r\n")},
 };
 
 static uint64_t rng_state;
@@ -86,9 +86,8 @@ body_offsets(const char *s, size_t n, size_t *off)
 
 	off[0] = 0;
 	for (size_t i = 0; i < n; i++) {
-		off[i + 1] = off[i] + ((s[i] == '\n' || (start && s[i] == '.'))
-					       ? 2
-					       : 1);
+		off[i + 1] =
+		    off[i] + ((s[i] == '\n' || (start && s[i] == '.')) ? 2 : 1);
 		start = s[i] == '\n';
 	}
 }
@@ -126,8 +125,8 @@ body_run(const char *stored, size_t slen, enum chunking how, size_t cap,
 		size_t chunk = body_chunk(how, slen - pos);
 		size_t outcap = bump ? 2 : cap ? cap : sizeof out;
 		size_t outlen = 99;
-		size_t used = body_encode(&st, stored + pos, chunk, out, outcap,
-					  &outlen);
+		size_t used =
+		    body_encode(&st, stored + pos, chunk, out, outcap, &outlen);
 		CHECK(used <= chunk && outlen <= outcap);
 		memcpy(wire + wlen, out, outlen);
 		wlen += outlen;
@@ -222,8 +221,8 @@ test_edges(void)
 static void
 body_random(char *s, size_t n)
 {
-	static const char alphabet[] = { 'a', '.', '.', '\r', '\n', '\n', '\0',
-					 ' ', (char)0xff };
+	static const char alphabet[] = {'a',  '.',  '.', '\r',	    '\n',
+					'\n', '\0', ' ', (char)0xff};
 	for (size_t i = 0; i < n; i++)
 		s[i] = alphabet[rng_below(sizeof alphabet)];
 }
@@ -255,7 +254,7 @@ static void
 test_round_trip(void)
 {
 	static char stored[BODY_TEST_MAX], wire[2 * BODY_TEST_MAX + 8],
-		back[2 * BODY_TEST_MAX + 8];
+	    back[2 * BODY_TEST_MAX + 8];
 
 	for (int r = 0; r < 3000; r++) {
 		size_t n = rng_below(r < 1000 ? 20 : 300);

@@ -33,26 +33,28 @@ struct test_settings {
 };
 
 static const char *const test_bare_lf_names[] = {"normalize", "reject", NULL};
-static const char *const test_level_names[] = {"debug", "info", "warn",
-					       "error", NULL};
+static const char *const test_level_names[] = {"debug", "info", "warn", "error",
+					       NULL};
 
-#define KEY(p, t, f, lo, hi, n)                                              \
-	{p, t, offsetof(struct test_settings, f), lo, hi, n, NULL}
+#define KEY(p, t, f, lo, hi, n)                                                \
+	{                                                                      \
+		p, t, offsetof(struct test_settings, f), lo, hi, n, NULL       \
+	}
 static const struct config_key test_keys[] = {
-	KEY("listen", CONFIG_LIST, listen, 0, 0, NULL),
-	KEY("hostname", CONFIG_STRING, hostname, 0, 0, NULL),
-	KEY("max_message_size", CONFIG_SIZE, max_message_size, 1024,
-	    1024 * 1024 * 1024, NULL),
-	KEY("max_recipients", CONFIG_UINT, max_recipients, 1, 100000, NULL),
-	KEY("bare_lf", CONFIG_ENUM, bare_lf, 0, 0, test_bare_lf_names),
-	KEY("relay.networks", CONFIG_LIST, relay_networks, 0, 0, NULL),
-	KEY("relay.domains", CONFIG_LIST, relay_domains, 0, 0, NULL),
-	KEY("timeouts.command", CONFIG_DURATION, timeout_command, 1000,
-	    3600 * 1000, NULL),
-	KEY("timeouts.data", CONFIG_DURATION, timeout_data, 500,
-	    2 * 3600 * 1000, NULL),
-	KEY("log.level", CONFIG_ENUM, log_level, 0, 0, test_level_names),
-	KEY("keep_delivered", CONFIG_BOOL, keep_delivered, 0, 0, NULL),
+    KEY("listen", CONFIG_LIST, listen, 0, 0, NULL),
+    KEY("hostname", CONFIG_STRING, hostname, 0, 0, NULL),
+    KEY("max_message_size", CONFIG_SIZE, max_message_size, 1024,
+	1024 * 1024 * 1024, NULL),
+    KEY("max_recipients", CONFIG_UINT, max_recipients, 1, 100000, NULL),
+    KEY("bare_lf", CONFIG_ENUM, bare_lf, 0, 0, test_bare_lf_names),
+    KEY("relay.networks", CONFIG_LIST, relay_networks, 0, 0, NULL),
+    KEY("relay.domains", CONFIG_LIST, relay_domains, 0, 0, NULL),
+    KEY("timeouts.command", CONFIG_DURATION, timeout_command, 1000, 3600 * 1000,
+	NULL),
+    KEY("timeouts.data", CONFIG_DURATION, timeout_data, 500, 2 * 3600 * 1000,
+	NULL),
+    KEY("log.level", CONFIG_ENUM, log_level, 0, 0, test_level_names),
+    KEY("keep_delivered", CONFIG_BOOL, keep_delivered, 0, 0, NULL),
 };
 #define TEST_NKEYS (sizeof test_keys / sizeof test_keys[0])
 
@@ -171,100 +173,98 @@ struct test_valid {
 };
 
 static const struct test_valid test_valid_cases[] = {
-	/* defaults stay when the file does not name the key */
-	{"", "hostname", "mx.example.test"},
-	{"", "listen", "[0.0.0.0:2525]"},
-	{"", "relay.networks", "[127.0.0.1/32]"},
-	{"", "relay.domains", "[]"},
-	{"", "max_message_size", "36700160"},
-	{"# only a comment\n\n   # and another\n", "timeouts.data", "600000"},
-	{"---\n", "log.level", "info"},
-	{"---\n...\n", "max_recipients", "100"},
-	{"~\n", "bare_lf", "normalize"},
-	{"hostname: mx1.example.org\n", "max_recipients", "100"},
-	/* STRING */
-	{"hostname: mx1.example.org\n", "hostname", "mx1.example.org"},
-	{"hostname: 'quoted: yes'\n", "hostname", "quoted: yes"},
-	{"hostname: \"~\"\n", "hostname", "~"},
-	{"hostname: ''\n", "hostname", ""},
-	{"hostname: 12345\n", "hostname", "12345"},
-	{"hostname: caf\xc3\xa9.example\n", "hostname", "caf\xc3\xa9.example"},
-	/* UINT */
-	{"max_recipients: 1\n", "max_recipients", "1"},
-	{"max_recipients: 100000\n", "max_recipients", "100000"},
-	{"max_recipients: 0042\n", "max_recipients", "42"},
-	{"max_recipients: '500'\n", "max_recipients", "500"},
-	/* SIZE */
-	{"max_message_size: 1024\n", "max_message_size", "1024"},
-	{"max_message_size: 2048b\n", "max_message_size", "2048"},
-	{"max_message_size: 2048B\n", "max_message_size", "2048"},
-	{"max_message_size: 10k\n", "max_message_size", "10240"},
-	{"max_message_size: 10K\n", "max_message_size", "10240"},
-	{"max_message_size: 10KiB\n", "max_message_size", "10240"},
-	{"max_message_size: 35M\n", "max_message_size", "36700160"},
-	{"max_message_size: 35m\n", "max_message_size", "36700160"},
-	{"max_message_size: 35 MiB\n", "max_message_size", "36700160"},
-	{"max_message_size: 1G\n", "max_message_size", "1073741824"},
-	{"max_message_size: 1g\n", "max_message_size", "1073741824"},
-	{"max_message_size: 1GiB\n", "max_message_size", "1073741824"},
-	/* DURATION: a bare number is seconds */
-	{"timeouts:\n  command: 30\n", "timeouts.command", "30000"},
-	{"timeouts:\n  command: 30s\n", "timeouts.command", "30000"},
-	{"timeouts:\n  command: 1000ms\n", "timeouts.command", "1000"},
-	{"timeouts:\n  command: 5m\n", "timeouts.command", "300000"},
-	{"timeouts:\n  command: 1h\n", "timeouts.command", "3600000"},
-	{"timeouts:\n  data: 500ms\n", "timeouts.data", "500"},
-	{"timeouts:\n  data: 2h\n", "timeouts.data", "7200000"},
-	{"timeouts: {data: 90 s}\n", "timeouts.data", "90000"},
-	{"timeouts:\n  command: 2m\n  data: 3m\n", "timeouts.data", "180000"},
-	{"timeouts:\n  command: 2m\n  data: 3m\n", "timeouts.command",
-	 "120000"},
-	/* a dotted key names the same path as nesting */
-	{"timeouts.command: 45s\n", "timeouts.command", "45000"},
-	/* a section left empty (all its keys commented out) */
-	{"timeouts:\n  # command: 1m\n", "timeouts.command", "300000"},
-	/* BOOL */
-	{"keep_delivered: true\n", "keep_delivered", "true"},
-	{"keep_delivered: TRUE\n", "keep_delivered", "true"},
-	{"keep_delivered: yes\n", "keep_delivered", "true"},
-	{"keep_delivered: On\n", "keep_delivered", "true"},
-	{"keep_delivered: false\n", "keep_delivered", "false"},
-	{"keep_delivered: No\n", "keep_delivered", "false"},
-	{"keep_delivered: off\n", "keep_delivered", "false"},
-	/* ENUM, case-insensitive */
-	{"bare_lf: reject\n", "bare_lf", "reject"},
-	{"bare_lf: Normalize\n", "bare_lf", "normalize"},
-	{"log:\n  level: debug\n", "log.level", "debug"},
-	{"log:\n  level: ERROR\n", "log.level", "error"},
-	{"log: {level: warn}\n", "log.level", "warn"},
-	/* LIST: block, flow, one scalar, empty; replaces the default */
-	{"listen:\n  - 0.0.0.0:25\n  - '[::]:25'\n", "listen",
-	 "[0.0.0.0:25,[::]:25]"},
-	{"listen: [127.0.0.1:2525, 127.0.0.2:2525]\n", "listen",
-	 "[127.0.0.1:2525,127.0.0.2:2525]"},
-	{"listen: 127.0.0.1:2525\n", "listen", "[127.0.0.1:2525]"},
-	{"listen: []\n", "listen", "[]"},
-	{"relay:\n  networks: []\n", "relay.networks", "[]"},
-	{"relay:\n  networks:\n    - 10.0.0.0/8\n    - 192.168.0.0/16\n",
-	 "relay.networks", "[10.0.0.0/8,192.168.0.0/16]"},
-	{"relay:\n  domains: [example.org]\n  networks: [10.0.0.0/8]\n",
-	 "relay.domains", "[example.org]"},
-	{"relay:\n  domains: [example.org]\n  networks: [10.0.0.0/8]\n",
-	 "relay.networks", "[10.0.0.0/8]"},
-	{"relay.domains: example.net\n", "relay.domains", "[example.net]"},
-	/* the same section name may hold a dotted and a nested key */
-	{"relay.domains: [a.example]\nrelay:\n  networks: [10.0.0.0/8]\n",
-	 "relay.domains", "[a.example]"},
-	/* CRLF line ends */
-	{"hostname: a.example\r\nmax_recipients: 7\r\n", "max_recipients",
-	 "7"},
-	/* a whole config file */
-	{"# smtpd\nlisten: [0.0.0.0:25]\nhostname: mx.example.org\n"
-	 "max_message_size: 50M\nmax_recipients: 1000\nbare_lf: reject\n"
-	 "relay:\n  networks: [10.0.0.0/8]\n  domains: [example.org]\n"
-	 "timeouts:\n  command: 5m\n  data: 10m\nlog:\n  level: warn\n"
-	 "keep_delivered: yes\n",
-	 "max_message_size", "52428800"},
+    /* defaults stay when the file does not name the key */
+    {"", "hostname", "mx.example.test"},
+    {"", "listen", "[0.0.0.0:2525]"},
+    {"", "relay.networks", "[127.0.0.1/32]"},
+    {"", "relay.domains", "[]"},
+    {"", "max_message_size", "36700160"},
+    {"# only a comment\n\n   # and another\n", "timeouts.data", "600000"},
+    {"---\n", "log.level", "info"},
+    {"---\n...\n", "max_recipients", "100"},
+    {"~\n", "bare_lf", "normalize"},
+    {"hostname: mx1.example.org\n", "max_recipients", "100"},
+    /* STRING */
+    {"hostname: mx1.example.org\n", "hostname", "mx1.example.org"},
+    {"hostname: 'quoted: yes'\n", "hostname", "quoted: yes"},
+    {"hostname: \"~\"\n", "hostname", "~"},
+    {"hostname: ''\n", "hostname", ""},
+    {"hostname: 12345\n", "hostname", "12345"},
+    {"hostname: caf\xc3\xa9.example\n", "hostname", "caf\xc3\xa9.example"},
+    /* UINT */
+    {"max_recipients: 1\n", "max_recipients", "1"},
+    {"max_recipients: 100000\n", "max_recipients", "100000"},
+    {"max_recipients: 0042\n", "max_recipients", "42"},
+    {"max_recipients: '500'\n", "max_recipients", "500"},
+    /* SIZE */
+    {"max_message_size: 1024\n", "max_message_size", "1024"},
+    {"max_message_size: 2048b\n", "max_message_size", "2048"},
+    {"max_message_size: 2048B\n", "max_message_size", "2048"},
+    {"max_message_size: 10k\n", "max_message_size", "10240"},
+    {"max_message_size: 10K\n", "max_message_size", "10240"},
+    {"max_message_size: 10KiB\n", "max_message_size", "10240"},
+    {"max_message_size: 35M\n", "max_message_size", "36700160"},
+    {"max_message_size: 35m\n", "max_message_size", "36700160"},
+    {"max_message_size: 35 MiB\n", "max_message_size", "36700160"},
+    {"max_message_size: 1G\n", "max_message_size", "1073741824"},
+    {"max_message_size: 1g\n", "max_message_size", "1073741824"},
+    {"max_message_size: 1GiB\n", "max_message_size", "1073741824"},
+    /* DURATION: a bare number is seconds */
+    {"timeouts:\n  command: 30\n", "timeouts.command", "30000"},
+    {"timeouts:\n  command: 30s\n", "timeouts.command", "30000"},
+    {"timeouts:\n  command: 1000ms\n", "timeouts.command", "1000"},
+    {"timeouts:\n  command: 5m\n", "timeouts.command", "300000"},
+    {"timeouts:\n  command: 1h\n", "timeouts.command", "3600000"},
+    {"timeouts:\n  data: 500ms\n", "timeouts.data", "500"},
+    {"timeouts:\n  data: 2h\n", "timeouts.data", "7200000"},
+    {"timeouts: {data: 90 s}\n", "timeouts.data", "90000"},
+    {"timeouts:\n  command: 2m\n  data: 3m\n", "timeouts.data", "180000"},
+    {"timeouts:\n  command: 2m\n  data: 3m\n", "timeouts.command", "120000"},
+    /* a dotted key names the same path as nesting */
+    {"timeouts.command: 45s\n", "timeouts.command", "45000"},
+    /* a section left empty (all its keys commented out) */
+    {"timeouts:\n  # command: 1m\n", "timeouts.command", "300000"},
+    /* BOOL */
+    {"keep_delivered: true\n", "keep_delivered", "true"},
+    {"keep_delivered: TRUE\n", "keep_delivered", "true"},
+    {"keep_delivered: yes\n", "keep_delivered", "true"},
+    {"keep_delivered: On\n", "keep_delivered", "true"},
+    {"keep_delivered: false\n", "keep_delivered", "false"},
+    {"keep_delivered: No\n", "keep_delivered", "false"},
+    {"keep_delivered: off\n", "keep_delivered", "false"},
+    /* ENUM, case-insensitive */
+    {"bare_lf: reject\n", "bare_lf", "reject"},
+    {"bare_lf: Normalize\n", "bare_lf", "normalize"},
+    {"log:\n  level: debug\n", "log.level", "debug"},
+    {"log:\n  level: ERROR\n", "log.level", "error"},
+    {"log: {level: warn}\n", "log.level", "warn"},
+    /* LIST: block, flow, one scalar, empty; replaces the default */
+    {"listen:\n  - 0.0.0.0:25\n  - '[::]:25'\n", "listen",
+     "[0.0.0.0:25,[::]:25]"},
+    {"listen: [127.0.0.1:2525, 127.0.0.2:2525]\n", "listen",
+     "[127.0.0.1:2525,127.0.0.2:2525]"},
+    {"listen: 127.0.0.1:2525\n", "listen", "[127.0.0.1:2525]"},
+    {"listen: []\n", "listen", "[]"},
+    {"relay:\n  networks: []\n", "relay.networks", "[]"},
+    {"relay:\n  networks:\n    - 10.0.0.0/8\n    - 192.168.0.0/16\n",
+     "relay.networks", "[10.0.0.0/8,192.168.0.0/16]"},
+    {"relay:\n  domains: [example.org]\n  networks: [10.0.0.0/8]\n",
+     "relay.domains", "[example.org]"},
+    {"relay:\n  domains: [example.org]\n  networks: [10.0.0.0/8]\n",
+     "relay.networks", "[10.0.0.0/8]"},
+    {"relay.domains: example.net\n", "relay.domains", "[example.net]"},
+    /* the same section name may hold a dotted and a nested key */
+    {"relay.domains: [a.example]\nrelay:\n  networks: [10.0.0.0/8]\n",
+     "relay.domains", "[a.example]"},
+    /* CRLF line ends */
+    {"hostname: a.example\r\nmax_recipients: 7\r\n", "max_recipients", "7"},
+    /* a whole config file */
+    {"# smtpd\nlisten: [0.0.0.0:25]\nhostname: mx.example.org\n"
+     "max_message_size: 50M\nmax_recipients: 1000\nbare_lf: reject\n"
+     "relay:\n  networks: [10.0.0.0/8]\n  domains: [example.org]\n"
+     "timeouts:\n  command: 5m\n  data: 10m\nlog:\n  level: warn\n"
+     "keep_delivered: yes\n",
+     "max_message_size", "52428800"},
 };
 
 /* Errors, without the leading "FILE:". */
@@ -274,162 +274,160 @@ struct test_error {
 };
 
 static const struct test_error test_error_cases[] = {
-	/* top level */
-	{"just a scalar\n",
-	 "1:1: the top level must be a mapping of settings, got 'just a "
-	 "scalar'"},
-	{"- listen\n",
-	 "1:1: the top level must be a mapping of settings, got a list"},
-	{"hostname: a\n---\nhostname: b\n",
-	 "2:1: only one YAML document is allowed"},
-	/* unknown keys point at the key */
-	{"hostnme: mx\n", "1:1: unknown key 'hostnme'"},
-	{"timeouts:\n  comand: 30s\n", "2:3: unknown key 'timeouts.comand'"},
-	{"relay:\n  networks: []\n  domain: [a]\n",
-	 "3:3: unknown key 'relay.domain'"},
-	{"log:\n  level:\n    name: info\n",
-	 "3:5: log.level: expected a name, got a mapping"},
-	{"hostname:\n  name: x\n", "2:3: hostname: expected a string, got a "
-				   "mapping"},
-	{"timeouts.command.x: 1\n", "1:1: unknown key 'timeouts.command.x'"},
-	{"level: info\n", "1:1: unknown key 'level'"},
-	{"? [a, b]\n: c\n", "1:3: keys must be names, got a list"},
-	/* duplicates, also across nesting and dotted spelling */
-	{"hostname: a\nhostname: b\n", "2:1: duplicate key 'hostname'"},
-	{"timeouts:\n  command: 1m\ntimeouts:\n  data: 1m\n",
-	 "3:1: duplicate key 'timeouts'"},
-	{"timeouts:\n  command: 1m\n  command: 2m\n",
-	 "3:3: duplicate key 'timeouts.command'"},
-	{"timeouts:\n  command: 1m\ntimeouts.command: 2m\n",
-	 "3:1: duplicate key 'timeouts.command'"},
-	/* a scalar or list where a section's mapping is expected */
-	{"timeouts: 5\n", "1:11: timeouts: expected a mapping, got '5'"},
-	{"relay: [a]\n", "1:8: relay: expected a mapping, got a list"},
-	/* STRING */
-	{"hostname: ~\n", "1:11: hostname: expected a string, got null"},
-	{"hostname: null\n", "1:11: hostname: expected a string, got null"},
-	{"hostname:\n", "1:10: hostname: expected a string, got null"},
-	{"hostname: [a]\n", "1:11: hostname: expected a string, got a list"},
-	/* NUL bytes would end the value early in C string code */
-	{"hostname: \"a\\0b\"\n", "1:11: NUL bytes are not allowed"},
-	{"keep_delivered: \"yes\\0no\"\n", "1:17: NUL bytes are not allowed"},
-	{"\"hostname\\0x\": a\n", "1:1: NUL bytes are not allowed"},
-	/* UINT */
-	{"max_recipients: 0\n",
-	 "1:17: max_recipients: must be between 1 and 100000, got 0"},
-	{"max_recipients: 100001\n",
-	 "1:17: max_recipients: must be between 1 and 100000, got 100001"},
-	{"max_recipients: 18446744073709551616\n",
-	 "1:17: max_recipients: must be between 1 and 100000, got "
-	 "18446744073709551616"},
-	{"max_recipients: -1\n",
-	 "1:17: max_recipients: expected a whole number, got '-1'"},
-	{"max_recipients: +5\n",
-	 "1:17: max_recipients: expected a whole number, got '+5'"},
-	{"max_recipients: 0x10\n",
-	 "1:17: max_recipients: expected a whole number, got '0x10'"},
-	{"max_recipients: 1.5\n",
-	 "1:17: max_recipients: expected a whole number, got '1.5'"},
-	{"max_recipients: 10k\n",
-	 "1:17: max_recipients: expected a whole number, got '10k'"},
-	{"max_recipients:\n",
-	 "1:16: max_recipients: expected a whole number, got null"},
-	/* SIZE */
-	{"max_message_size: 1023\n",
-	 "1:19: max_message_size: must be between 1K and 1G, got 1023"},
-	{"max_message_size: 1025M\n",
-	 "1:19: max_message_size: must be between 1K and 1G, got 1025M"},
-	{"max_message_size: 99999999999999999G\n",
-	 "1:19: max_message_size: must be between 1K and 1G, got "
-	 "99999999999999999G"},
-	{"max_message_size: 10 T\n",
-	 "1:19: max_message_size: expected a size like 512, 64k, 10M, 1G, "
-	 "got '10 T'"},
-	{"max_message_size: 10KB\n",
-	 "1:19: max_message_size: expected a size like 512, 64k, 10M, 1G, "
-	 "got '10KB'"},
-	{"max_message_size: M\n",
-	 "1:19: max_message_size: expected a size like 512, 64k, 10M, 1G, "
-	 "got 'M'"},
-	{"max_message_size: '10 '\n",
-	 "1:19: max_message_size: expected a size like 512, 64k, 10M, 1G, "
-	 "got '10 '"},
-	/* DURATION */
-	{"timeouts:\n  command: abc\n",
-	 "2:12: timeouts.command: expected a duration like 30s, 5m, 1h, got "
-	 "'abc'"},
-	{"timeouts:\n  command: 5M\n",
-	 "2:12: timeouts.command: expected a duration like 30s, 5m, 1h, got "
-	 "'5M'"},
-	{"timeouts:\n  command: -5s\n",
-	 "2:12: timeouts.command: expected a duration like 30s, 5m, 1h, got "
-	 "'-5s'"},
-	{"timeouts:\n  command: 999ms\n",
-	 "2:12: timeouts.command: must be between 1s and 1h, got 999ms"},
-	{"timeouts:\n  command: 61m\n",
-	 "2:12: timeouts.command: must be between 1s and 1h, got 61m"},
-	{"timeouts:\n  data: 499ms\n",
-	 "2:9: timeouts.data: must be between 500ms and 2h, got 499ms"},
-	{"timeouts:\n  data: 99999999999999999d\n",
-	 "2:9: timeouts.data: must be between 500ms and 2h, got "
-	 "99999999999999999d"},
-	{"timeouts:\n  data: [1m]\n",
-	 "2:9: timeouts.data: expected a duration, got a list"},
-	/* BOOL */
-	{"keep_delivered: maybe\n",
-	 "1:17: keep_delivered: expected true or false (or yes/no, on/off), "
-	 "got 'maybe'"},
-	{"keep_delivered: 1\n",
-	 "1:17: keep_delivered: expected true or false (or yes/no, on/off), "
-	 "got '1'"},
-	{"keep_delivered: ~\n",
-	 "1:17: keep_delivered: expected true or false (or yes/no, on/off), "
-	 "got null"},
-	/* ENUM lists the allowed names */
-	{"bare_lf: strip\n",
-	 "1:10: bare_lf: expected one of normalize|reject, got 'strip'"},
-	{"bare_lf: norm\n",
-	 "1:10: bare_lf: expected one of normalize|reject, got 'norm'"},
-	{"log:\n  level: verbose\n",
-	 "2:10: log.level: expected one of debug|info|warn|error, got "
-	 "'verbose'"},
-	/* LIST */
-	{"listen:\n", "1:8: listen: expected a list, got null (write [] for "
-		      "an empty list)"},
-	{"listen:\n  a: b\n", "2:3: listen: expected a list, got a mapping "
-			      "(write [] for an empty list)"},
-	{"listen:\n  - a\n  - [b, c]\n",
-	 "3:5: listen: list items must be strings, got a list"},
-	{"relay:\n  domains:\n    - a\n    - {b: c}\n",
-	 "4:7: relay.domains: list items must be strings, got a mapping"},
-	{"relay:\n  domains: [a, ~]\n",
-	 "2:16: relay.domains: expected a string, got null"},
-	/* anchors, aliases and tags are not supported */
-	{"hostname: &h mx\n",
-	 "1:11: anchors (&name) are not supported"},
-	{"relay:\n  domains: &d [a]\n  networks: *d\n",
-	 "2:12: anchors (&name) are not supported"},
-	{"listen: [a, *b]\n", "1:13: aliases (*name) are not supported"},
-	{"hostname: !!str mx\n", "1:11: tags (!tag) are not supported"},
-	/* syntax errors carry libyaml's problem and mark */
-	{"hostname: 'mx.example\n",
-	 "2:1: found unexpected end of stream while scanning a quoted "
-	 "scalar (line 1, column 11)"},
-	{"hostname: mx\n  bad: indent\n",
-	 "2:6: mapping values are not allowed in this context"},
-	{"timeouts:\n  command: 1m\n data: 2m\n",
-	 "3:2: did not find expected key while parsing a block mapping "
-	 "(line 1, column 1)"},
-	{"listen: [a, b\n",
-	 "2:1: did not find expected ',' or ']' while parsing a flow "
-	 "sequence (line 1, column 9)"},
-	{"hostname: mx\n\tlisten: a\n",
-	 "2:1: found a tab character that violates indentation while "
-	 "scanning a plain scalar (line 1, column 11)"},
-	{"hostname: m\xffx\n",
-	 "1:12: invalid leading UTF-8 octet (byte 0xff)"},
-	{"listen: [a]\nhostname: caf\xc3\xa9\x01\n",
-	 "2:15: control characters are not allowed (byte 0x01)"},
+    /* top level */
+    {"just a scalar\n",
+     "1:1: the top level must be a mapping of settings, got 'just a "
+     "scalar'"},
+    {"- listen\n",
+     "1:1: the top level must be a mapping of settings, got a list"},
+    {"hostname: a\n---\nhostname: b\n",
+     "2:1: only one YAML document is allowed"},
+    /* unknown keys point at the key */
+    {"hostnme: mx\n", "1:1: unknown key 'hostnme'"},
+    {"timeouts:\n  comand: 30s\n", "2:3: unknown key 'timeouts.comand'"},
+    {"relay:\n  networks: []\n  domain: [a]\n",
+     "3:3: unknown key 'relay.domain'"},
+    {"log:\n  level:\n    name: info\n",
+     "3:5: log.level: expected a name, got a mapping"},
+    {"hostname:\n  name: x\n", "2:3: hostname: expected a string, got a "
+			       "mapping"},
+    {"timeouts.command.x: 1\n", "1:1: unknown key 'timeouts.command.x'"},
+    {"level: info\n", "1:1: unknown key 'level'"},
+    {"? [a, b]\n: c\n", "1:3: keys must be names, got a list"},
+    /* duplicates, also across nesting and dotted spelling */
+    {"hostname: a\nhostname: b\n", "2:1: duplicate key 'hostname'"},
+    {"timeouts:\n  command: 1m\ntimeouts:\n  data: 1m\n",
+     "3:1: duplicate key 'timeouts'"},
+    {"timeouts:\n  command: 1m\n  command: 2m\n",
+     "3:3: duplicate key 'timeouts.command'"},
+    {"timeouts:\n  command: 1m\ntimeouts.command: 2m\n",
+     "3:1: duplicate key 'timeouts.command'"},
+    /* a scalar or list where a section's mapping is expected */
+    {"timeouts: 5\n", "1:11: timeouts: expected a mapping, got '5'"},
+    {"relay: [a]\n", "1:8: relay: expected a mapping, got a list"},
+    /* STRING */
+    {"hostname: ~\n", "1:11: hostname: expected a string, got null"},
+    {"hostname: null\n", "1:11: hostname: expected a string, got null"},
+    {"hostname:\n", "1:10: hostname: expected a string, got null"},
+    {"hostname: [a]\n", "1:11: hostname: expected a string, got a list"},
+    /* NUL bytes would end the value early in C string code */
+    {"hostname: \"a\\0b\"\n", "1:11: NUL bytes are not allowed"},
+    {"keep_delivered: \"yes\\0no\"\n", "1:17: NUL bytes are not allowed"},
+    {"\"hostname\\0x\": a\n", "1:1: NUL bytes are not allowed"},
+    /* UINT */
+    {"max_recipients: 0\n",
+     "1:17: max_recipients: must be between 1 and 100000, got 0"},
+    {"max_recipients: 100001\n",
+     "1:17: max_recipients: must be between 1 and 100000, got 100001"},
+    {"max_recipients: 18446744073709551616\n",
+     "1:17: max_recipients: must be between 1 and 100000, got "
+     "18446744073709551616"},
+    {"max_recipients: -1\n",
+     "1:17: max_recipients: expected a whole number, got '-1'"},
+    {"max_recipients: +5\n",
+     "1:17: max_recipients: expected a whole number, got '+5'"},
+    {"max_recipients: 0x10\n",
+     "1:17: max_recipients: expected a whole number, got '0x10'"},
+    {"max_recipients: 1.5\n",
+     "1:17: max_recipients: expected a whole number, got '1.5'"},
+    {"max_recipients: 10k\n",
+     "1:17: max_recipients: expected a whole number, got '10k'"},
+    {"max_recipients:\n",
+     "1:16: max_recipients: expected a whole number, got null"},
+    /* SIZE */
+    {"max_message_size: 1023\n",
+     "1:19: max_message_size: must be between 1K and 1G, got 1023"},
+    {"max_message_size: 1025M\n",
+     "1:19: max_message_size: must be between 1K and 1G, got 1025M"},
+    {"max_message_size: 99999999999999999G\n",
+     "1:19: max_message_size: must be between 1K and 1G, got "
+     "99999999999999999G"},
+    {"max_message_size: 10 T\n",
+     "1:19: max_message_size: expected a size like 512, 64k, 10M, 1G, "
+     "got '10 T'"},
+    {"max_message_size: 10KB\n",
+     "1:19: max_message_size: expected a size like 512, 64k, 10M, 1G, "
+     "got '10KB'"},
+    {"max_message_size: M\n",
+     "1:19: max_message_size: expected a size like 512, 64k, 10M, 1G, "
+     "got 'M'"},
+    {"max_message_size: '10 '\n",
+     "1:19: max_message_size: expected a size like 512, 64k, 10M, 1G, "
+     "got '10 '"},
+    /* DURATION */
+    {"timeouts:\n  command: abc\n",
+     "2:12: timeouts.command: expected a duration like 30s, 5m, 1h, got "
+     "'abc'"},
+    {"timeouts:\n  command: 5M\n",
+     "2:12: timeouts.command: expected a duration like 30s, 5m, 1h, got "
+     "'5M'"},
+    {"timeouts:\n  command: -5s\n",
+     "2:12: timeouts.command: expected a duration like 30s, 5m, 1h, got "
+     "'-5s'"},
+    {"timeouts:\n  command: 999ms\n",
+     "2:12: timeouts.command: must be between 1s and 1h, got 999ms"},
+    {"timeouts:\n  command: 61m\n",
+     "2:12: timeouts.command: must be between 1s and 1h, got 61m"},
+    {"timeouts:\n  data: 499ms\n",
+     "2:9: timeouts.data: must be between 500ms and 2h, got 499ms"},
+    {"timeouts:\n  data: 99999999999999999d\n",
+     "2:9: timeouts.data: must be between 500ms and 2h, got "
+     "99999999999999999d"},
+    {"timeouts:\n  data: [1m]\n",
+     "2:9: timeouts.data: expected a duration, got a list"},
+    /* BOOL */
+    {"keep_delivered: maybe\n",
+     "1:17: keep_delivered: expected true or false (or yes/no, on/off), "
+     "got 'maybe'"},
+    {"keep_delivered: 1\n",
+     "1:17: keep_delivered: expected true or false (or yes/no, on/off), "
+     "got '1'"},
+    {"keep_delivered: ~\n",
+     "1:17: keep_delivered: expected true or false (or yes/no, on/off), "
+     "got null"},
+    /* ENUM lists the allowed names */
+    {"bare_lf: strip\n",
+     "1:10: bare_lf: expected one of normalize|reject, got 'strip'"},
+    {"bare_lf: norm\n",
+     "1:10: bare_lf: expected one of normalize|reject, got 'norm'"},
+    {"log:\n  level: verbose\n",
+     "2:10: log.level: expected one of debug|info|warn|error, got "
+     "'verbose'"},
+    /* LIST */
+    {"listen:\n", "1:8: listen: expected a list, got null (write [] for "
+		  "an empty list)"},
+    {"listen:\n  a: b\n", "2:3: listen: expected a list, got a mapping "
+			  "(write [] for an empty list)"},
+    {"listen:\n  - a\n  - [b, c]\n",
+     "3:5: listen: list items must be strings, got a list"},
+    {"relay:\n  domains:\n    - a\n    - {b: c}\n",
+     "4:7: relay.domains: list items must be strings, got a mapping"},
+    {"relay:\n  domains: [a, ~]\n",
+     "2:16: relay.domains: expected a string, got null"},
+    /* anchors, aliases and tags are not supported */
+    {"hostname: &h mx\n", "1:11: anchors (&name) are not supported"},
+    {"relay:\n  domains: &d [a]\n  networks: *d\n",
+     "2:12: anchors (&name) are not supported"},
+    {"listen: [a, *b]\n", "1:13: aliases (*name) are not supported"},
+    {"hostname: !!str mx\n", "1:11: tags (!tag) are not supported"},
+    /* syntax errors carry libyaml's problem and mark */
+    {"hostname: 'mx.example\n",
+     "2:1: found unexpected end of stream while scanning a quoted "
+     "scalar (line 1, column 11)"},
+    {"hostname: mx\n  bad: indent\n",
+     "2:6: mapping values are not allowed in this context"},
+    {"timeouts:\n  command: 1m\n data: 2m\n",
+     "3:2: did not find expected key while parsing a block mapping "
+     "(line 1, column 1)"},
+    {"listen: [a, b\n",
+     "2:1: did not find expected ',' or ']' while parsing a flow "
+     "sequence (line 1, column 9)"},
+    {"hostname: mx\n\tlisten: a\n",
+     "2:1: found a tab character that violates indentation while "
+     "scanning a plain scalar (line 1, column 11)"},
+    {"hostname: m\xffx\n", "1:12: invalid leading UTF-8 octet (byte 0xff)"},
+    {"listen: [a]\nhostname: caf\xc3\xa9\x01\n",
+     "2:15: control characters are not allowed (byte 0x01)"},
 };
 
 static void
@@ -530,26 +528,24 @@ test_files(void)
 	char *path;
 
 	test_defaults(&s);
-	CHECK_INT(config_load("/nonexistent/smtpd.yaml", test_keys,
-			      TEST_NKEYS, &s, err, sizeof err),
+	CHECK_INT(config_load("/nonexistent/smtpd.yaml", test_keys, TEST_NKEYS,
+			      &s, err, sizeof err),
 		  -1);
 	CHECK_STR(err, "/nonexistent/smtpd.yaml: No such file or directory");
-	CHECK_INT(config_load("/tmp", test_keys, TEST_NKEYS, &s, err,
-			      sizeof err),
-		  -1);
+	CHECK_INT(
+	    config_load("/tmp", test_keys, TEST_NKEYS, &s, err, sizeof err),
+	    -1);
 	CHECK_STR(err, "/tmp: Is a directory");
 	CHECK_STR(s.hostname, "mx.example.test");
 
 	memset(big, '#', sizeof big - 1);
 	big[1024 * 1024 - 1] = '\n'; /* exactly the limit: all comment */
 	path = test_write(big, 1024 * 1024);
-	CHECK_INT(config_load(path, test_keys, TEST_NKEYS, &s, err,
-			      sizeof err),
+	CHECK_INT(config_load(path, test_keys, TEST_NKEYS, &s, err, sizeof err),
 		  0);
 	unlink(path);
 	path = test_write(big, sizeof big - 1);
-	CHECK_INT(config_load(path, test_keys, TEST_NKEYS, &s, err,
-			      sizeof err),
+	CHECK_INT(config_load(path, test_keys, TEST_NKEYS, &s, err, sizeof err),
 		  -1);
 	snprintf(want, sizeof want, "%s: larger than 1048576 bytes", path);
 	CHECK_STR(err, want);
@@ -594,8 +590,7 @@ test_reload(void)
 			    sizeof err),
 		  0);
 	path = test_write("hostname: two\nlisten: d\n", 24);
-	CHECK_INT(config_load(path, test_keys, TEST_NKEYS, &s, err,
-			      sizeof err),
+	CHECK_INT(config_load(path, test_keys, TEST_NKEYS, &s, err, sizeof err),
 		  0);
 	unlink(path);
 	CHECK_STR(s.hostname, "two");
@@ -645,21 +640,21 @@ static void
 test_key_check(void)
 {
 	static const struct config_key keys[] = {
-		{"name", CONFIG_STRING, offsetof(struct checked_settings, name),
-		 0, 0, NULL, test_check_ok},
-		{"items", CONFIG_LIST, offsetof(struct checked_settings, items),
-		 0, 0, NULL, test_check_ok},
+	    {"name", CONFIG_STRING, offsetof(struct checked_settings, name), 0,
+	     0, NULL, test_check_ok},
+	    {"items", CONFIG_LIST, offsetof(struct checked_settings, items), 0,
+	     0, NULL, test_check_ok},
 	};
 	static const struct {
 		const char *yaml;
 		int rc;
 		const char *err; /* after "FILE:" */
 	} cases[] = {
-		{"name: okay\nitems: [ok1, ok2]\n", 0, ""},
-		{"name: bad\n", -1, "1:7: name: 'bad' does not start with ok"},
-		{"items:\n  - ok\n  - nope\n", -1,
-		 "3:5: items: 'nope' does not start with ok"},
-		{"items: nope\n", -1, "1:8: items: 'nope' does not start with ok"},
+	    {"name: okay\nitems: [ok1, ok2]\n", 0, ""},
+	    {"name: bad\n", -1, "1:7: name: 'bad' does not start with ok"},
+	    {"items:\n  - ok\n  - nope\n", -1,
+	     "3:5: items: 'nope' does not start with ok"},
+	    {"items: nope\n", -1, "1:8: items: 'nope' does not start with ok"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct checked_settings cs = {0};

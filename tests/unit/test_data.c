@@ -20,89 +20,82 @@ struct data_case {
 	size_t wirelen;
 	const char *stored;
 	size_t storedlen;
-	size_t left;     /* trailing bytes not consumed (pipelined) */
+	size_t left; /* trailing bytes not consumed (pipelined) */
 	bool done;
 	bool bare_lf;
 	unsigned received;
 };
 
 static const struct data_case data_cases[] = {
-	{ "simple", W("a\r\nb\r\n.\r\n"), W("a\nb\n"), 0, true, false, 0 },
-	{ "empty message", W(".\r\n"), W(""), 0, true, false, 0 },
-	{ "no input", W(""), W(""), 0, false, false, 0 },
-	{ "unfinished line", W("hello"), W("hello"), 0, false, false, 0 },
-	{ "unfinished, CR held", W("abc\r"), W("abc"), 0, false, false, 0 },
-	{ "unfinished, dot line", W("a\r\n.\r"), W("a\n"), 0, false, false,
-	  0 },
-	{ "empty lines", W("\r\n\r\n.\r\n"), W("\n\n"), 0, true, false, 0 },
-	{ "dot stuffed", W("..\r\n.\r\n"), W(".\n"), 0, true, false, 0 },
-	{ "dot stuffed lines", W("..foo\r\n...\r\n.bar\r\nx.y\r\n.\r\n"),
-	  W(".foo\n..\nbar\nx.y\n"), 0, true, false, 0 },
-	{ "dot not at line start", W("a.\r\n a\r\n.\r\n"), W("a.\n a\n"), 0,
-	  true, false, 0 },
-	{ "pipelined after end", W("a\r\n.\r\nMAIL FROM:<x@y>\r\n"), W("a\n"),
-	  17, true, false, 0 },
-	{ "pipelined after empty", W(".\r\nQUIT\r\n"), W(""), 6, true, false,
-	  0 },
-	{ "two terminators", W("a\r\n.\r\n.\r\n"), W("a\n"), 3, true, false,
-	  0 },
-	{ "bare CR content", W("a\rb\r\n.\r\n"), W("a\rb\n"), 0, true, false,
-	  0 },
-	{ "CR CR LF", W("a\r\r\n.\r\n"), W("a\r\n"), 0, true, false, 0 },
-	/* SMTP smuggling sequences: none of them ends the data. */
-	{ "LF.LF", W("a\n.\nMAIL FROM:<e@v>\r\nb\r\n.\r\n"),
-	  W("a\n\nMAIL FROM:<e@v>\nb\n"), 0, true, true, 0 },
-	{ "LF.CRLF", W("a\n.\r\nRCPT TO:<e@v>\r\nb\r\n.\r\n"),
-	  W("a\n\nRCPT TO:<e@v>\nb\n"), 0, true, true, 0 },
-	{ "CRLF.LF", W("a\r\n.\nDATA\r\nb\r\n.\r\n"), W("a\n\nDATA\nb\n"), 0,
-	  true, true, 0 },
-	{ "CR.CR", W("a\r.\rQUIT\r\nb\r\n.\r\n"), W("a\r.\rQUIT\nb\n"), 0,
-	  true, false, 0 },
-	{ "CR.LF", W("a\r.\nQUIT\r\nb\r\n.\r\n"), W("a\r.\nQUIT\nb\n"), 0,
-	  true, true, 0 },
-	{ "CRLF.CRx", W("a\r\n.\rx\r\nb\r\n.\r\n"), W("a\n\rx\nb\n"), 0, true,
-	  false, 0 },
-	{ "LF.CRLF at start", W("\n.\r\nb\r\n.\r\n"), W("\n\nb\n"), 0, true,
-	  true, 0 },
-	{ ".LF at start", W(".\nb\r\n.\r\n"), W("\nb\n"), 0, true, true, 0 },
-	{ ".CRx at start", W(".\rx\r\n.\r\n"), W("\rx\n"), 0, true, false, 0 },
-	{ "CRLF.CRCRLF", W("a\r\n.\r\r\n.\r\n"), W("a\n\r\n"), 0, true, false,
-	  0 },
-	{ "CRLF.. CRLF", W("a\r\n..\r\n.\r\n"), W("a\n.\n"), 0, true, false,
-	  0 },
-	{ "LF.. LF", W("a\n..\nb\r\n.\r\n"), W("a\n.\nb\n"), 0, true, true,
-	  0 },
-	{ "LF then real end", W("a\n\r\n.\r\n"), W("a\n\n"), 0, true, true,
-	  0 },
-	{ "LF line then CRLF end", W("a\nb\r\n.\r\nX"), W("a\nb\n"), 1, true,
-	  true, 0 },
-	{ "LF.LF never ends", W("a\n.\n"), W("a\n\n"), 0, false, true, 0 },
-	{ "NUL bytes kept", W("a\0b\r\n\0\r\n.\r\n"), W("a\0b\n\0\n"), 0,
-	  true, false, 0 },
-	/* Received: counting in the header section only. */
-	{ "received in header",
-	  W("Received: from a\r\nreceived: from b\r\n\tby c\r\n"
-	    "X-Received: z\r\nRECEIVED:w\r\nSubject: s\r\n\r\n"
-	    "Received: body\r\n.\r\n"),
-	  W("Received: from a\nreceived: from b\n\tby c\nX-Received: z\n"
-	    "RECEIVED:w\nSubject: s\n\nReceived: body\n"),
-	  0, true, false, 3 },
-	{ "received in body only", W("\r\nReceived: x\r\n.\r\n"),
-	  W("\nReceived: x\n"), 0, true, false, 0 },
-	{ "received needs colon",
-	  W("Received x\r\nReceivedx: y\r\nReceived : z\r\nReceive: q\r\n"
-	    " Received: c\r\nReceived:\r\n.\r\n"),
-	  W("Received x\nReceivedx: y\nReceived : z\nReceive: q\n"
-	    " Received: c\nReceived:\n"),
-	  0, true, false, 1 },
-	{ "received dot stuffed", W(".Received: x\r\n..Received: y\r\n.\r\n"),
-	  W("Received: x\n.Received: y\n"), 0, true, false, 1 },
-	{ "received after bare LF", W("Received: a\nReceived: b\n\nReceived: c\r\n.\r\n"),
-	  W("Received: a\nReceived: b\n\nReceived: c\n"), 0, true, true, 2 },
-	{ "received unfinished", W("A: b\r\nReceived:"),
-	  W("A: b\nReceived:"), 0, false, false, 1 },
-	{ "received after end ignored", W("Received: a\r\n.\r\nReceived: b\r\n"),
-	  W("Received: a\n"), 13, true, false, 1 },
+    {"simple", W("a\r\nb\r\n.\r\n"), W("a\nb\n"), 0, true, false, 0},
+    {"empty message", W(".\r\n"), W(""), 0, true, false, 0},
+    {"no input", W(""), W(""), 0, false, false, 0},
+    {"unfinished line", W("hello"), W("hello"), 0, false, false, 0},
+    {"unfinished, CR held", W("abc\r"), W("abc"), 0, false, false, 0},
+    {"unfinished, dot line", W("a\r\n.\r"), W("a\n"), 0, false, false, 0},
+    {"empty lines", W("\r\n\r\n.\r\n"), W("\n\n"), 0, true, false, 0},
+    {"dot stuffed", W("..\r\n.\r\n"), W(".\n"), 0, true, false, 0},
+    {"dot stuffed lines", W("..foo\r\n...\r\n.bar\r\nx.y\r\n.\r\n"),
+     W(".foo\n..\nbar\nx.y\n"), 0, true, false, 0},
+    {"dot not at line start", W("a.\r\n a\r\n.\r\n"), W("a.\n a\n"), 0, true,
+     false, 0},
+    {"pipelined after end", W("a\r\n.\r\nMAIL FROM:<x@y>\r\n"), W("a\n"), 17,
+     true, false, 0},
+    {"pipelined after empty", W(".\r\nQUIT\r\n"), W(""), 6, true, false, 0},
+    {"two terminators", W("a\r\n.\r\n.\r\n"), W("a\n"), 3, true, false, 0},
+    {"bare CR content", W("a\rb\r\n.\r\n"), W("a\rb\n"), 0, true, false, 0},
+    {"CR CR LF", W("a\r\r\n.\r\n"), W("a\r\n"), 0, true, false, 0},
+    /* SMTP smuggling sequences: none of them ends the data. */
+    {"LF.LF", W("a\n.\nMAIL FROM:<e@v>\r\nb\r\n.\r\n"),
+     W("a\n\nMAIL FROM:<e@v>\nb\n"), 0, true, true, 0},
+    {"LF.CRLF", W("a\n.\r\nRCPT TO:<e@v>\r\nb\r\n.\r\n"),
+     W("a\n\nRCPT TO:<e@v>\nb\n"), 0, true, true, 0},
+    {"CRLF.LF", W("a\r\n.\nDATA\r\nb\r\n.\r\n"), W("a\n\nDATA\nb\n"), 0, true,
+     true, 0},
+    {"CR.CR", W("a\r.\rQUIT\r\nb\r\n.\r\n"), W("a\r.\rQUIT\nb\n"), 0, true,
+     false, 0},
+    {"CR.LF", W("a\r.\nQUIT\r\nb\r\n.\r\n"), W("a\r.\nQUIT\nb\n"), 0, true,
+     true, 0},
+    {"CRLF.CRx", W("a\r\n.\rx\r\nb\r\n.\r\n"), W("a\n\rx\nb\n"), 0, true, false,
+     0},
+    {"LF.CRLF at start", W("\n.\r\nb\r\n.\r\n"), W("\n\nb\n"), 0, true, true,
+     0},
+    {".LF at start", W(".\nb\r\n.\r\n"), W("\nb\n"), 0, true, true, 0},
+    {".CRx at start", W(".\rx\r\n.\r\n"), W("\rx\n"), 0, true, false, 0},
+    {"CRLF.CRCRLF", W("a\r\n.\r\r\n.\r\n"), W("a\n\r\n"), 0, true, false, 0},
+    {"CRLF.. CRLF", W("a\r\n..\r\n.\r\n"), W("a\n.\n"), 0, true, false, 0},
+    {"LF.. LF", W("a\n..\nb\r\n.\r\n"), W("a\n.\nb\n"), 0, true, true, 0},
+    {"LF then real end", W("a\n\r\n.\r\n"), W("a\n\n"), 0, true, true, 0},
+    {"LF line then CRLF end", W("a\nb\r\n.\r\nX"), W("a\nb\n"), 1, true, true,
+     0},
+    {"LF.LF never ends", W("a\n.\n"), W("a\n\n"), 0, false, true, 0},
+    {"NUL bytes kept", W("a\0b\r\n\0\r\n.\r\n"), W("a\0b\n\0\n"), 0, true,
+     false, 0},
+    /* Received: counting in the header section only. */
+    {"received in header",
+     W("Received: from a\r\nreceived: from b\r\n\tby c\r\n"
+       "X-Received: z\r\nRECEIVED:w\r\nSubject: s\r\n\r\n"
+       "Received: body\r\n.\r\n"),
+     W("Received: from a\nreceived: from b\n\tby c\nX-Received: z\n"
+       "RECEIVED:w\nSubject: s\n\nReceived: body\n"),
+     0, true, false, 3},
+    {"received in body only", W("\r\nReceived: x\r\n.\r\n"),
+     W("\nReceived: x\n"), 0, true, false, 0},
+    {"received needs colon",
+     W("Received x\r\nReceivedx: y\r\nReceived : z\r\nReceive: q\r\n"
+       " Received: c\r\nReceived:\r\n.\r\n"),
+     W("Received x\nReceivedx: y\nReceived : z\nReceive: q\n"
+       " Received: c\nReceived:\n"),
+     0, true, false, 1},
+    {"received dot stuffed", W(".Received: x\r\n..Received: y\r\n.\r\n"),
+     W("Received: x\n.Received: y\n"), 0, true, false, 1},
+    {"received after bare LF",
+     W("Received: a\nReceived: b\n\nReceived: c\r\n.\r\n"),
+     W("Received: a\nReceived: b\n\nReceived: c\n"), 0, true, true, 2},
+    {"received unfinished", W("A: b\r\nReceived:"), W("A: b\nReceived:"), 0,
+     false, false, 1},
+    {"received after end ignored", W("Received: a\r\n.\r\nReceived: b\r\n"),
+     W("Received: a\n"), 13, true, false, 1},
 };
 
 #define N_CASES (sizeof data_cases / sizeof data_cases[0])
@@ -165,8 +158,8 @@ feed(const char *wire, size_t len, enum data_bare_lf mode, enum chunking how,
 			r->contract_ok = false;
 			break;
 		}
-		size_t n = data_feed(&st, wire + pos, chunk, r->out + r->outlen,
-				     &o);
+		size_t n =
+		    data_feed(&st, wire + pos, chunk, r->out + r->outlen, &o);
 		if (n > chunk || o > chunk + 2 || (n < chunk && !st.done))
 			r->contract_ok = false;
 		r->outlen += o;
@@ -178,7 +171,8 @@ feed(const char *wire, size_t len, enum data_bare_lf mode, enum chunking how,
 		/* Once done, nothing more is consumed or produced. */
 		size_t o = 99;
 		if (data_feed(&st, wire + pos, len - pos, r->out + r->outlen,
-			      &o) != 0 || o != 0)
+			      &o) != 0 ||
+		    o != 0)
 			r->contract_ok = false;
 	}
 	r->consumed = pos;
@@ -197,9 +191,10 @@ static size_t
 ref_end(const char *w, size_t len)
 {
 	for (size_t i = 0; i + 3 <= len; i++) {
-		bool clean = i == 0 || (i >= 2 && w[i - 2] == '\r' &&
-					w[i - 1] == '\n');
-		if (clean && w[i] == '.' && w[i + 1] == '\r' && w[i + 2] == '\n')
+		bool clean =
+		    i == 0 || (i >= 2 && w[i - 2] == '\r' && w[i - 1] == '\n');
+		if (clean && w[i] == '.' && w[i + 1] == '\r' &&
+		    w[i + 2] == '\n')
 			return i;
 	}
 	return SIZE_MAX;
@@ -251,9 +246,8 @@ ref_model(const char *w, size_t len, struct data_result *r)
 			e++;
 		bool has_lf = e < region;
 		bool crlf = has_lf && e > s && w[e - 1] == '\r';
-		size_t cend = (!has_lf || crlf) && e > s && w[e - 1] == '\r'
-				      ? e - 1
-				      : e;
+		size_t cend =
+		    (!has_lf || crlf) && e > s && w[e - 1] == '\r' ? e - 1 : e;
 		size_t cs = s < cend && w[s] == '.' ? s + 1 : s;
 		if (has_lf && !crlf)
 			r->bare_lf = true;
@@ -330,14 +324,15 @@ test_table(void)
 		struct data_result ref;
 		ref_model(c->wire, c->wirelen, &ref);
 		for (int m = 0; m < 2; m++) {
-			enum data_bare_lf mode = m ? DATA_BARE_LF_REJECT
-						   : DATA_BARE_LF_NORMALIZE;
+			enum data_bare_lf mode =
+			    m ? DATA_BARE_LF_REJECT : DATA_BARE_LF_NORMALIZE;
 			struct data_result whole;
 			feed(c->wire, c->wirelen, mode, CHUNK_WHOLE, 0, &whole);
 			check_expected(c, &whole);
 			if (!same_result(&whole, &ref))
-				fprintf(stderr, "case \"%s\": reference model"
-						" disagrees\n",
+				fprintf(stderr,
+					"case \"%s\": reference model"
+					" disagrees\n",
 					c->name);
 			CHECK(same_result(&whole, &ref));
 			check_chunkings(c->name, c->wire, c->wirelen, mode,
@@ -399,7 +394,8 @@ test_received_split(void)
 		data_init(&st, DATA_BARE_LF_REJECT);
 		size_t n1 = data_feed(&st, wire, cut, out, &o1);
 		CHECK_INT(n1, cut);
-		size_t n2 = data_feed(&st, wire + cut, len - cut, out + o1, &o2);
+		size_t n2 =
+		    data_feed(&st, wire + cut, len - cut, out + o1, &o2);
 		CHECK_INT(n1 + n2, len);
 		CHECK_INT(st.received, 2);
 		CHECK(st.done);
@@ -450,9 +446,8 @@ static void
 test_random_vs_reference(void)
 {
 	static const char *const tok[] = {
-		"\r",  "\n",    ".",          "a",          "Received:",
-		"rECEIVED:",    " ",          "\r\n",       ".\r\n",
-		"\r\n.\r\n",    "\t",         "\n.\n",      "..",
+	    "\r",   "\n",    ".",	  "a",	"Received:", "rECEIVED:", " ",
+	    "\r\n", ".\r\n", "\r\n.\r\n", "\t", "\n.\n",     "..",
 	};
 	uint64_t rng = 0xda7a5eedULL;
 	char wire[512];
@@ -461,7 +456,7 @@ test_random_vs_reference(void)
 		size_t len = 0, ntok = (size_t)(test_rand(&rng) % 24);
 		for (size_t k = 0; k < ntok; k++) {
 			const char *t =
-				tok[test_rand(&rng) % (sizeof tok / sizeof tok[0])];
+			    tok[test_rand(&rng) % (sizeof tok / sizeof tok[0])];
 			size_t tl = strlen(t);
 			memcpy(wire + len, t, tl);
 			len += tl;
@@ -474,8 +469,9 @@ test_random_vs_reference(void)
 		test_checks++;
 		if (!same_result(&got, &ref)) {
 			test_failures++;
-			fprintf(stderr, "random input %d (chunk seed 0x%016" PRIx64
-					") differs from reference: ",
+			fprintf(stderr,
+				"random input %d (chunk seed 0x%016" PRIx64
+				") differs from reference: ",
 				iter, seed);
 			test_print_escaped(wire, len);
 			fprintf(stderr, "\n");

@@ -54,10 +54,10 @@ struct result {
 	uint32_t ttl;
 	char text[STR_MAX]; /* records or addresses, formatted */
 	bool ports_zero;
-	uint64_t at;            /* loop_now() when the callback ran */
-	struct loop *loop;      /* for at; may be NULL */
+	uint64_t at;		/* loop_now() when the callback ran */
+	struct loop *loop;	/* for at; may be NULL */
 	struct dns **free_slot; /* on_mx_free: frees *free_slot */
-	struct dns *dns;        /* on_mx_chain: asks for the first host */
+	struct dns *dns;	/* on_mx_chain: asks for the first host */
 	struct result *chained; /* ... with this result */
 };
 
@@ -82,7 +82,7 @@ find_dnsmasq(char *path, size_t len)
 	char dirs[4096];
 
 	snprintf(dirs, sizeof dirs, "%s:/usr/sbin:/sbin:/usr/local/sbin",
-	         env ? env : "");
+		 env ? env : "");
 	for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d;
 	     d = strtok_r(NULL, ":", &save)) {
 		snprintf(path, len, "%s/dnsmasq", d);
@@ -132,8 +132,8 @@ bound_port(int fd)
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
 		return -1;
 	return ss.ss_family == AF_INET
-	           ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
-	           : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		   ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+		   : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 
 /* A port free for UDP and TCP on 127.0.0.1 (and ::1 if v6). */
@@ -227,7 +227,7 @@ static const char *const dnsmasq_local[] = {
     "--host-record=multi.test,127.0.0.6,30",
     "--host-record=v6first.test,::2",
     "--host-record=v6first.test,127.0.0.7",
-    "--cname=alias.test,a.test,30",      /* MX through a CNAME */
+    "--cname=alias.test,a.test,30",	 /* MX through a CNAME */
     "--cname=alias2.test,mx1.a.test,40", /* A through a CNAME */
     "--cname=alias3.test,plain.test,50", /* NODATA through a CNAME */
 };
@@ -259,7 +259,7 @@ dnsmasq_spawn(const char *bin, char **argv, int port)
 	for (int i = 0; !tcp_ready(port); i++) {
 		if (waitpid(pid, NULL, WNOHANG) == pid || i == 100) {
 			fprintf(stderr, "dnsmasq did not start on port %d\n",
-			        port);
+				port);
 			exit(1);
 		}
 		usleep(50 * 1000);
@@ -288,10 +288,10 @@ dnsmasq_start(const char *bin, int which, int port, bool v6)
 		arg_add(argv, &argc, NELEM(argv), "--listen-address=::1");
 	for (int i = 0; !which && i < MANY_V4; i++)
 		arg_add(argv, &argc, NELEM(argv),
-		        "--host-record=many.test,127.0.1.%d", i + 1);
+			"--host-record=many.test,127.0.1.%d", i + 1);
 	for (int i = 0; !which && i < MANY_V6; i++)
 		arg_add(argv, &argc, NELEM(argv),
-		        "--host-record=many.test,fd00::%d", i + 1);
+			"--host-record=many.test,fd00::%d", i + 1);
 	dnsmasq_pids[which] = dnsmasq_spawn(bin, argv, port);
 	for (size_t i = 0; i < argc; i++)
 		free(argv[i]);
@@ -376,8 +376,8 @@ on_mx(void *arg, enum dns_status st, const struct mx_host *rec, size_t n,
 		memcpy(sorted, rec, n * sizeof *rec);
 	qsort(sorted, n, sizeof *sorted, mx_cmp);
 	for (size_t i = 0; i < n; i++) {
-		snprintf(one, sizeof one, "%u:%s", sorted[i].pref,
-		         sorted[i].name);
+		snprintf(one, sizeof one, "%u:%.*s", sorted[i].pref,
+			 MX_HOST_MAX, sorted[i].name);
 		text_add(r->text, one);
 	}
 }
@@ -391,9 +391,9 @@ addr_cmp(const void *a, const void *b)
 		return x->ss_family == AF_INET ? -1 : 1;
 	if (x->ss_family == AF_INET)
 		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
-		              &((const struct sockaddr_in *)b)->sin_addr, 4);
+			      &((const struct sockaddr_in *)b)->sin_addr, 4);
 	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-	              &((const struct sockaddr_in6 *)b)->sin6_addr, 16);
+		      &((const struct sockaddr_in6 *)b)->sin6_addr, 16);
 }
 
 /*
@@ -402,7 +402,7 @@ addr_cmp(const void *a, const void *b)
  */
 static void
 on_addr(void *arg, enum dns_status st, const struct sockaddr_storage *a,
-        size_t n, uint32_t ttl)
+	size_t n, uint32_t ttl)
 {
 	struct result *r = arg;
 	struct sockaddr_storage sorted[DNS_ADDR_MAX];
@@ -421,7 +421,7 @@ on_addr(void *arg, enum dns_status st, const struct sockaddr_storage *a,
 		return;
 	for (size_t i = 1; i < n; i++)
 		CHECK(!(a[i - 1].ss_family == AF_INET6 &&
-		        a[i].ss_family == AF_INET));
+			a[i].ss_family == AF_INET));
 	if (n)
 		memcpy(sorted, a, n * sizeof *a);
 	qsort(sorted, n, sizeof *sorted, addr_cmp);
@@ -437,7 +437,7 @@ on_addr(void *arg, enum dns_status st, const struct sockaddr_storage *a,
 			r->ports_zero &= s6->sin6_port == 0;
 		} else {
 			snprintf(buf, sizeof buf, "family%d",
-			         sorted[i].ss_family);
+				 sorted[i].ss_family);
 		}
 		text_add(r->text, buf);
 	}
@@ -481,7 +481,7 @@ xdns_new(struct loop *l, const char *server)
 
 static void
 on_mx_free(void *arg, enum dns_status st, const struct mx_host *rec, size_t n,
-           uint32_t ttl)
+	   uint32_t ttl)
 {
 	struct result *r = arg;
 	struct dns *d = *r->free_slot;
@@ -493,7 +493,7 @@ on_mx_free(void *arg, enum dns_status st, const struct mx_host *rec, size_t n,
 
 static void
 on_mx_chain(void *arg, enum dns_status st, const struct mx_host *rec, size_t n,
-            uint32_t ttl)
+	    uint32_t ttl)
 {
 	struct result *r = arg;
 
@@ -511,7 +511,7 @@ wait_all(struct loop *l, struct result *r, size_t n, uint64_t ms)
 
 	for (size_t i = 0; i < n; i++)
 		wait_calls(l, &r[i].calls, 1,
-		           end > mono_ms() ? end - mono_ms() : 0);
+			   end > mono_ms() ? end - mono_ms() : 0);
 }
 
 /* ---- cases ---- */
@@ -579,7 +579,7 @@ count_words(const char *s)
 
 static size_t
 count_tempfail(const struct mx_case *mc, size_t nm, const struct addr_case *ac,
-               size_t na)
+	       size_t na)
 {
 	size_t n = 0;
 
@@ -634,7 +634,7 @@ test_addr_table(struct loop *l, struct dns *d)
 			size_t len = strcspn(addr_cases[i].addrs, "*");
 
 			CHECK_MEM(r[i].text, strnlen(r[i].text, len),
-			          addr_cases[i].addrs, len);
+				  addr_cases[i].addrs, len);
 		} else {
 			CHECK_STR(r[i].text, addr_cases[i].addrs);
 		}
@@ -685,7 +685,7 @@ test_servers(struct loop *l)
 		d = dns_new(l, one, 1, err, sizeof err);
 		if (!d != !server_cases[i].ok)
 			fprintf(stderr, "server '%s': %s\n",
-			        server_cases[i].server, err);
+				server_cases[i].server, err);
 		CHECK_INT(d != NULL, server_cases[i].ok);
 		if (!d)
 			CHECK(strstr(err, server_cases[i].server) != NULL);
@@ -897,8 +897,8 @@ main(void)
 	test_addr_table(l, d);
 	CHECK_INT(dns_lookups(d), NELEM(mx_cases) + NELEM(addr_cases));
 	CHECK_INT(dns_failures(d),
-	          count_tempfail(mx_cases, NELEM(mx_cases), addr_cases,
-	                         NELEM(addr_cases)));
+		  count_tempfail(mx_cases, NELEM(mx_cases), addr_cases,
+				 NELEM(addr_cases)));
 	dns_free(d);
 
 	d = xdns_new(l, auth_server);
@@ -914,7 +914,7 @@ main(void)
 		dns_free(d);
 	} else {
 		fprintf(stderr,
-		        "note: no IPv6 loopback, [::1] server untested\n");
+			"note: no IPv6 loopback, [::1] server untested\n");
 	}
 	test_closed_port(l);
 	test_free_pending(l, bound_port(silent.fd));

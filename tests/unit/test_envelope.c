@@ -33,114 +33,109 @@ struct env_case {
 #define T "X-Original-To: "
 #define R "Received: from x\n"
 /* block is the envelope block, rest the message after it. */
-#define OK(name, block, rest, eof, from, body, u8, ...)                      \
-	{ name, W(block rest), eof, ENVELOPE_OK, from, { __VA_ARGS__, NULL }, \
-	  sizeof(block) - 1, body, u8 }
-#define BAD(name, in, eof, err)                                              \
-	{ name, W(in), eof, err, NULL, { NULL }, 0, BODY_NONE, false }
+#define OK(name, block, rest, eof, from, body, u8, ...)                        \
+	{                                                                      \
+		name, W(block rest), eof, ENVELOPE_OK, from,                   \
+		    {__VA_ARGS__, NULL}, sizeof(block) - 1, body, u8           \
+	}
+#define BAD(name, in, eof, err)                                                \
+	{                                                                      \
+		name, W(in), eof, err, NULL, {NULL}, 0, BODY_NONE, false       \
+	}
 
 static const struct env_case env_cases[] = {
-	OK("one rcpt", F "<a@b.example>\n" T "<c@d.example>\n", R, 0,
-	   "a@b.example", BODY_NONE, false, "c@d.example"),
-	OK("at eof too", F "<a@b.example>\n" T "<c@d.example>\n", R, 1,
-	   "a@b.example", BODY_NONE, false, "c@d.example"),
-	OK("three rcpts in order",
-	   F "<a@b>\n" T "<x@y>\n" T "<z@y>\n" T "<postmaster>\n",
-	   "Received:", 0, "a@b", BODY_NONE, false, "x@y", "z@y",
-	   "postmaster"),
-	OK("null sender", F "<>\n" T "<c@d>\n", R, 0, "", BODY_NONE, false,
-	   "c@d"),
-	OK("params", F "<a@b> BODY=8BITMIME SMTPUTF8\n" T "<c@d>\n", R, 0,
-	   "a@b", BODY_8BITMIME, true, "c@d"),
-	OK("7bit", F "<a@b> BODY=7BIT\n" T "<c@d>\n", R, 0, "a@b", BODY_7BIT,
-	   false, "c@d"),
-	OK("utf8 addresses",
-	   F "<j\xc3\xb6rg@m\xc3\xbcnchen.example> SMTPUTF8\n" T
-	     "<\xe7\x94\xa8@\xe4\xbe\x8b.example>\n",
-	   R, 0, "j\xc3\xb6rg@m\xc3\xbcnchen.example", BODY_NONE, true,
-	   "\xe7\x94\xa8@\xe4\xbe\x8b.example"),
-	OK("utf8 without SMTPUTF8 param still parses",
-	   F "<\xc3\xa9@b>\n" T "<c@d>\n", R, 0, "\xc3\xa9@b", BODY_NONE,
-	   false, "c@d"),
-	OK("client X-Original-To after Received not counted",
-	   F "<a@b>\n" T "<c@d>\n", R T "<evil@x>\n\nbody\n", 0, "a@b",
-	   BODY_NONE, false, "c@d"),
-	OK("client X-Original-From after Received ignored",
-	   F "<a@b>\n" T "<c@d>\n", R F "<evil@x>\n", 0, "a@b", BODY_NONE,
-	   false, "c@d"),
-	OK("empty line ends block", F "<a@b>\n" T "<c@d>\n", "\nbody", 0,
-	   "a@b", BODY_NONE, false, "c@d"),
-	OK("lower-case names", "x-original-from: <a@b>\nX-ORIGINAL-TO: <c@d>\n",
-	   R, 0, "a@b", BODY_NONE, false, "c@d"),
-	OK("tabs and spaces after colon, trailing CR",
-	   "X-Original-From:\t <a@b>\t\r\nX-Original-To:<c@d>  \n", R, 0,
-	   "a@b", BODY_NONE, false, "c@d"),
-	OK("source route dropped", F "<@r.example:a@b>\n" T "<@r:c@d>\n", R, 0,
-	   "a@b", BODY_NONE, false, "c@d"),
-	OK("short last line at eof ends the block", F "<a@b>\n" T "<c@d>\n",
-	   "X-Or", 1, "a@b", BODY_NONE, false, "c@d"),
-	OK("one-octet body at eof", F "<a@b>\n" T "<c@d>\n", "R", 1, "a@b",
-	   BODY_NONE, false, "c@d"),
-	OK("postmaster any case", F "<a@b>\n" T "<PostMaster>\n", R, 0, "a@b",
-	   BODY_NONE, false, "postmaster"),
-	/* errors */
-	BAD("empty at eof", "", 1, ENVELOPE_ERR_NO_FROM),
-	BAD("empty", "", 0, ENVELOPE_INCOMPLETE),
-	BAD("starts with Received", R F "<a@b>\n" T "<c@d>\n" R, 0,
-	    ENVELOPE_ERR_NO_FROM),
-	BAD("decided on first octet", "R", 0, ENVELOPE_ERR_NO_FROM),
-	BAD("starts with To", T "<c@d>\n" F "<a@b>\n" R, 0,
-	    ENVELOPE_ERR_NO_FROM),
-	BAD("unknown X-Original first", "X-Original-Foo: <a@b>\n" R, 0,
-	    ENVELOPE_ERR_NO_FROM),
-	BAD("From without colon", "X-Original-From <a@b>\n" T "<c@d>\n" R, 0,
-	    ENVELOPE_ERR_NO_FROM),
-	BAD("no rcpt", F "<a@b>\n" R, 0, ENVELOPE_ERR_NO_RCPT),
-	BAD("no rcpt, empty line", F "<a@b>\n\n", 0, ENVELOPE_ERR_NO_RCPT),
-	BAD("two From", F "<a@b>\n" F "<a@b>\n" T "<c@d>\n" R, 0,
-	    ENVELOPE_ERR_SYNTAX),
-	BAD("From after To", F "<a@b>\n" T "<c@d>\n" F "<a@b>\n" R, 0,
-	    ENVELOPE_ERR_SYNTAX),
-	BAD("unknown X-Original in block",
-	    F "<a@b>\n" T "<c@d>\nX-Original-Cc: <e@f>\n" R, 0,
-	    ENVELOPE_ERR_SYNTAX),
-	BAD("From no brackets", F "a@b\n" T "<c@d>\n" R, 0,
-	    ENVELOPE_ERR_SYNTAX),
-	BAD("From empty", F "\n" T "<c@d>\n" R, 0, ENVELOPE_ERR_SYNTAX),
-	BAD("From bad param", F "<a@b> BODY=BINARYMIME\n" T "<c@d>\n" R, 0,
-	    ENVELOPE_ERR_SYNTAX),
-	BAD("From unknown param", F "<a@b> FOO\n" T "<c@d>\n" R, 0,
-	    ENVELOPE_ERR_SYNTAX),
-	BAD("From param glued to path", F "<a@b>SMTPUTF8\n" T "<c@d>\n" R, 0,
-	    ENVELOPE_ERR_SYNTAX),
-	BAD("From tab before param", F "<a@b>\tSMTPUTF8\n" T "<c@d>\n" R, 0,
-	    ENVELOPE_ERR_SYNTAX),
-	BAD("From postmaster", F "<postmaster>\n" T "<c@d>\n" R, 0,
-	    ENVELOPE_ERR_SYNTAX),
-	BAD("To null", F "<a@b>\n" T "<>\n" R, 0, ENVELOPE_ERR_SYNTAX),
-	BAD("To no brackets", F "<a@b>\n" T "c@d\n" R, 0,
-	    ENVELOPE_ERR_SYNTAX),
-	BAD("To trailing junk", F "<a@b>\n" T "<c@d> x\n" R, 0,
-	    ENVELOPE_ERR_SYNTAX),
-	BAD("To with param", F "<a@b>\n" T "<c@d> NOTIFY=NEVER\n" R, 0,
-	    ENVELOPE_ERR_SYNTAX),
-	BAD("To bad domain", F "<a@b>\n" T "<c@d..e>\n" R, 0,
-	    ENVELOPE_ERR_SYNTAX),
-	BAD("NUL in line", F "<a@b>\n" T "<c\0@d>\n" R, 0,
-	    ENVELOPE_ERR_SYNTAX),
-	BAD("bad line decided before the block ends",
-	    F "<a@b>\n" T "<bad\n", 0, ENVELOPE_ERR_SYNTAX),
-	/* at_eof */
-	BAD("block ends at eof", F "<a@b>\n" T "<c@d>\n", 1,
-	    ENVELOPE_ERR_SYNTAX),
-	BAD("block ends at eof, not eof", F "<a@b>\n" T "<c@d>\n", 0,
-	    ENVELOPE_INCOMPLETE),
-	BAD("line cut by eof", F "<a@b>\n" T "<c@d>", 1, ENVELOPE_ERR_SYNTAX),
-	BAD("From only at eof", F "<a@b>\n", 1, ENVELOPE_ERR_SYNTAX),
-	BAD("From cut by eof", F "<a@b>", 1, ENVELOPE_ERR_SYNTAX),
-	BAD("name prefix at eof", "X-Orig", 1, ENVELOPE_ERR_NO_FROM),
-	BAD("name prefix", "X-Orig", 0, ENVELOPE_INCOMPLETE),
-	BAD("line without LF", F "<a@b>", 0, ENVELOPE_INCOMPLETE),
+    OK("one rcpt", F "<a@b.example>\n" T "<c@d.example>\n", R, 0, "a@b.example",
+       BODY_NONE, false, "c@d.example"),
+    OK("at eof too", F "<a@b.example>\n" T "<c@d.example>\n", R, 1,
+       "a@b.example", BODY_NONE, false, "c@d.example"),
+    OK("three rcpts in order",
+       F "<a@b>\n" T "<x@y>\n" T "<z@y>\n" T "<postmaster>\n", "Received:", 0,
+       "a@b", BODY_NONE, false, "x@y", "z@y", "postmaster"),
+    OK("null sender", F "<>\n" T "<c@d>\n", R, 0, "", BODY_NONE, false, "c@d"),
+    OK("params", F "<a@b> BODY=8BITMIME SMTPUTF8\n" T "<c@d>\n", R, 0, "a@b",
+       BODY_8BITMIME, true, "c@d"),
+    OK("7bit", F "<a@b> BODY=7BIT\n" T "<c@d>\n", R, 0, "a@b", BODY_7BIT, false,
+       "c@d"),
+    OK("utf8 addresses",
+       F "<j\xc3\xb6rg@m\xc3\xbcnchen.example> SMTPUTF8\n" T
+	 "<\xe7\x94\xa8@\xe4\xbe\x8b.example>\n",
+       R, 0, "j\xc3\xb6rg@m\xc3\xbcnchen.example", BODY_NONE, true,
+       "\xe7\x94\xa8@\xe4\xbe\x8b.example"),
+    OK("utf8 without SMTPUTF8 param still parses",
+       F "<\xc3\xa9@b>\n" T "<c@d>\n", R, 0, "\xc3\xa9@b", BODY_NONE, false,
+       "c@d"),
+    OK("client X-Original-To after Received not counted",
+       F "<a@b>\n" T "<c@d>\n", R T "<evil@x>\n\nbody\n", 0, "a@b", BODY_NONE,
+       false, "c@d"),
+    OK("client X-Original-From after Received ignored", F "<a@b>\n" T "<c@d>\n",
+       R F "<evil@x>\n", 0, "a@b", BODY_NONE, false, "c@d"),
+    OK("empty line ends block", F "<a@b>\n" T "<c@d>\n", "\nbody", 0, "a@b",
+       BODY_NONE, false, "c@d"),
+    OK("lower-case names", "x-original-from: <a@b>\nX-ORIGINAL-TO: <c@d>\n", R,
+       0, "a@b", BODY_NONE, false, "c@d"),
+    OK("tabs and spaces after colon, trailing CR",
+       "X-Original-From:\t <a@b>\t\r\nX-Original-To:<c@d>  \n", R, 0, "a@b",
+       BODY_NONE, false, "c@d"),
+    OK("source route dropped", F "<@r.example:a@b>\n" T "<@r:c@d>\n", R, 0,
+       "a@b", BODY_NONE, false, "c@d"),
+    OK("short last line at eof ends the block", F "<a@b>\n" T "<c@d>\n", "X-Or",
+       1, "a@b", BODY_NONE, false, "c@d"),
+    OK("one-octet body at eof", F "<a@b>\n" T "<c@d>\n", "R", 1, "a@b",
+       BODY_NONE, false, "c@d"),
+    OK("postmaster any case", F "<a@b>\n" T "<PostMaster>\n", R, 0, "a@b",
+       BODY_NONE, false, "postmaster"),
+    /* errors */
+    BAD("empty at eof", "", 1, ENVELOPE_ERR_NO_FROM),
+    BAD("empty", "", 0, ENVELOPE_INCOMPLETE),
+    BAD("starts with Received", R F "<a@b>\n" T "<c@d>\n" R, 0,
+	ENVELOPE_ERR_NO_FROM),
+    BAD("decided on first octet", "R", 0, ENVELOPE_ERR_NO_FROM),
+    BAD("starts with To", T "<c@d>\n" F "<a@b>\n" R, 0, ENVELOPE_ERR_NO_FROM),
+    BAD("unknown X-Original first", "X-Original-Foo: <a@b>\n" R, 0,
+	ENVELOPE_ERR_NO_FROM),
+    BAD("From without colon", "X-Original-From <a@b>\n" T "<c@d>\n" R, 0,
+	ENVELOPE_ERR_NO_FROM),
+    BAD("no rcpt", F "<a@b>\n" R, 0, ENVELOPE_ERR_NO_RCPT),
+    BAD("no rcpt, empty line", F "<a@b>\n\n", 0, ENVELOPE_ERR_NO_RCPT),
+    BAD("two From", F "<a@b>\n" F "<a@b>\n" T "<c@d>\n" R, 0,
+	ENVELOPE_ERR_SYNTAX),
+    BAD("From after To", F "<a@b>\n" T "<c@d>\n" F "<a@b>\n" R, 0,
+	ENVELOPE_ERR_SYNTAX),
+    BAD("unknown X-Original in block",
+	F "<a@b>\n" T "<c@d>\nX-Original-Cc: <e@f>\n" R, 0,
+	ENVELOPE_ERR_SYNTAX),
+    BAD("From no brackets", F "a@b\n" T "<c@d>\n" R, 0, ENVELOPE_ERR_SYNTAX),
+    BAD("From empty", F "\n" T "<c@d>\n" R, 0, ENVELOPE_ERR_SYNTAX),
+    BAD("From bad param", F "<a@b> BODY=BINARYMIME\n" T "<c@d>\n" R, 0,
+	ENVELOPE_ERR_SYNTAX),
+    BAD("From unknown param", F "<a@b> FOO\n" T "<c@d>\n" R, 0,
+	ENVELOPE_ERR_SYNTAX),
+    BAD("From param glued to path", F "<a@b>SMTPUTF8\n" T "<c@d>\n" R, 0,
+	ENVELOPE_ERR_SYNTAX),
+    BAD("From tab before param", F "<a@b>\tSMTPUTF8\n" T "<c@d>\n" R, 0,
+	ENVELOPE_ERR_SYNTAX),
+    BAD("From postmaster", F "<postmaster>\n" T "<c@d>\n" R, 0,
+	ENVELOPE_ERR_SYNTAX),
+    BAD("To null", F "<a@b>\n" T "<>\n" R, 0, ENVELOPE_ERR_SYNTAX),
+    BAD("To no brackets", F "<a@b>\n" T "c@d\n" R, 0, ENVELOPE_ERR_SYNTAX),
+    BAD("To trailing junk", F "<a@b>\n" T "<c@d> x\n" R, 0,
+	ENVELOPE_ERR_SYNTAX),
+    BAD("To with param", F "<a@b>\n" T "<c@d> NOTIFY=NEVER\n" R, 0,
+	ENVELOPE_ERR_SYNTAX),
+    BAD("To bad domain", F "<a@b>\n" T "<c@d..e>\n" R, 0, ENVELOPE_ERR_SYNTAX),
+    BAD("NUL in line", F "<a@b>\n" T "<c\0@d>\n" R, 0, ENVELOPE_ERR_SYNTAX),
+    BAD("bad line decided before the block ends", F "<a@b>\n" T "<bad\n", 0,
+	ENVELOPE_ERR_SYNTAX),
+    /* at_eof */
+    BAD("block ends at eof", F "<a@b>\n" T "<c@d>\n", 1, ENVELOPE_ERR_SYNTAX),
+    BAD("block ends at eof, not eof", F "<a@b>\n" T "<c@d>\n", 0,
+	ENVELOPE_INCOMPLETE),
+    BAD("line cut by eof", F "<a@b>\n" T "<c@d>", 1, ENVELOPE_ERR_SYNTAX),
+    BAD("From only at eof", F "<a@b>\n", 1, ENVELOPE_ERR_SYNTAX),
+    BAD("From cut by eof", F "<a@b>", 1, ENVELOPE_ERR_SYNTAX),
+    BAD("name prefix at eof", "X-Orig", 1, ENVELOPE_ERR_NO_FROM),
+    BAD("name prefix", "X-Orig", 0, ENVELOPE_INCOMPLETE),
+    BAD("line without LF", F "<a@b>", 0, ENVELOPE_INCOMPLETE),
 };
 
 static void *
@@ -226,7 +221,7 @@ test_table(void)
 		const struct env_case *c = &env_cases[i];
 		int before = test_failures;
 		enum envelope_err e =
-			env_parse(c->in, c->inlen, c->at_eof, &env);
+		    env_parse(c->in, c->inlen, c->at_eof, &env);
 
 		CHECK_INT(e, c->err);
 		if (e == ENVELOPE_OK && c->err == ENVELOPE_OK)
@@ -292,7 +287,7 @@ env_build(size_t n, size_t block, size_t *len)
 static void
 test_many(void)
 {
-	static const size_t counts[] = { 1, 2, 100, ENVELOPE_RCPT_MAX };
+	static const size_t counts[] = {1, 2, 100, ENVELOPE_RCPT_MAX};
 	struct envelope env;
 	size_t len;
 

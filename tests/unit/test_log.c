@@ -147,7 +147,7 @@ json_string_ok(const unsigned char *s, size_t n, size_t *i)
 				for (int h = 0; h < 4; h++)
 					if (k + 2 + h >= n ||
 					    !strchr("0123456789abcdef",
-					            s[k + 2 + h]))
+						    s[k + 2 + h]))
 						return 0;
 				k += 6;
 			} else if (strchr("\"\\/bfnrt", s[k + 1])) {
@@ -189,7 +189,7 @@ json_line_ok(const char *line, size_t n)
 			if (!json_string_ok(s, n, &i))
 				return 0;
 		} else if (i + 4 <= n && (!memcmp(s + i, "true", 4) ||
-		                          !memcmp(s + i, "null", 4))) {
+					  !memcmp(s + i, "null", 4))) {
 			i += 4;
 		} else if (i + 5 <= n && !memcmp(s + i, "false", 5)) {
 			i += 5;
@@ -280,13 +280,13 @@ test_format(void)
 {
 	static const char *const want[] = {
 	    HDR "\"info\",\"svc\":\"smtpd\",\"event\":\"conn.open\","
-	        "\"ip\":\"192.0.2.7\",\"conn\":42}\n",
+		"\"ip\":\"192.0.2.7\",\"conn\":42}\n",
 	    HDR "\"debug\",\"svc\":\"smtpd\",\"event\":\"t\",\"neg\":-5,"
-	        "\"min\":-9223372036854775808,\"max\":18446744073709551615,"
-	        "\"yes\":true,\"no\":false,\"delay\":1.234,\"d2\":0.005,"
-	        "\"d3\":0.000,\"d4\":60.000,\"n\":\"ab\",\"nul\":null}\n",
+		"\"min\":-9223372036854775808,\"max\":18446744073709551615,"
+		"\"yes\":true,\"no\":false,\"delay\":1.234,\"d2\":0.005,"
+		"\"d3\":0.000,\"d4\":60.000,\"n\":\"ab\",\"nul\":null}\n",
 	    HDR "\"warn\",\"svc\":\"smtpd\",\"event\":\"q\\\"e\","
-	        "\"k\\\\\":\"x\\ny\\u0001\xc3\xa9\\u00ff\"}\n",
+		"\"k\\\\\":\"x\\ny\\u0001\xc3\xa9\\u00ff\"}\n",
 	    HDR "\"error\",\"svc\":\"smtpd\",\"event\":\"\"}\n",
 	};
 	size_t len, off = 0, ll, n = 0;
@@ -625,16 +625,16 @@ test_drops(void)
 		const char *line = reader_next(&r, &off, &ll);
 		CHECK(line && strip_ts(line, ll, out, sizeof out) == 0);
 		snprintf(exp, sizeof exp,
-		         HDR "\"info\",\"svc\":\"smtpd\",\"event\":\"fill\","
-		             "\"i\":%u}\n",
-		         i);
+			 HDR "\"info\",\"svc\":\"smtpd\",\"event\":\"fill\","
+			     "\"i\":%u}\n",
+			 i);
 		if (line)
 			CHECK_STR(out, exp);
 	}
 	snprintf(exp, sizeof exp,
-	         HDR "\"warn\",\"svc\":\"smtpd\",\"event\":\"log.dropped\","
-	             "\"dropped\":%llu}\n",
-	         (unsigned long long)want);
+		 HDR "\"warn\",\"svc\":\"smtpd\",\"event\":\"log.dropped\","
+		     "\"dropped\":%llu}\n",
+		 (unsigned long long)want);
 	const char *line = reader_next(&r, &off, &ll);
 	CHECK(line && strip_ts(line, ll, out, sizeof out) == 0);
 	if (line)
@@ -643,7 +643,7 @@ test_drops(void)
 	CHECK(line && strip_ts(line, ll, out, sizeof out) == 0);
 	if (line)
 		CHECK_STR(out, HDR "\"info\",\"svc\":\"smtpd\","
-		                   "\"event\":\"after\",\"k\":\"v\"}\n");
+				   "\"event\":\"after\",\"k\":\"v\"}\n");
 	CHECK(reader_next(&r, &off, &ll) == NULL);
 	free(r.buf);
 	close(p[0]);
@@ -768,7 +768,7 @@ enum { MT_LINES = 100000 };
 
 struct producer {
 	struct logger *lg;
-	uint64_t nulls;      /* every NULL from log_begin */
+	uint64_t nulls;	     /* every NULL from log_begin */
 	uint64_t loop_nulls; /* those among the MT_LINES numbered lines */
 };
 
@@ -838,8 +838,8 @@ test_threads(void)
 		} else {
 			char out[LOG_LINE_MAX];
 			done += strip_ts(line, ll, out, sizeof out) == 0 &&
-			        strcmp(out, HDR "\"info\",\"svc\":\"smtpd\","
-			                        "\"event\":\"done\"}\n") == 0;
+				strcmp(out, HDR "\"info\",\"svc\":\"smtpd\","
+						"\"event\":\"done\"}\n") == 0;
 		}
 	}
 	CHECK(ok);

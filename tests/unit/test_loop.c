@@ -136,9 +136,9 @@ sig_rec(struct loop *l, int signo, void *arg)
 static void
 test_pipe_read(void)
 {
-	struct fake_clock c = { 0 };
+	struct fake_clock c = {0};
 	struct loop *l = fake_loop(&c);
-	struct rec r = { 0 }, b = { 0 };
+	struct rec r = {0}, b = {0};
 	int p[2];
 
 	xpipe(p);
@@ -188,22 +188,22 @@ static const struct {
 	int calls;
 	unsigned events;
 } socket_cases[] = {
-	{ LOOP_WRITE, false, 1, LOOP_WRITE },
-	{ LOOP_READ, false, 0, 0 },
-	{ LOOP_READ | LOOP_WRITE, false, 1, LOOP_WRITE },
-	{ LOOP_READ | LOOP_WRITE, true, 1, LOOP_READ | LOOP_WRITE },
-	{ LOOP_READ, true, 1, LOOP_READ },
-	{ LOOP_WRITE, true, 1, LOOP_WRITE },
-	{ 0, true, 0, 0 },
+    {LOOP_WRITE, false, 1, LOOP_WRITE},
+    {LOOP_READ, false, 0, 0},
+    {LOOP_READ | LOOP_WRITE, false, 1, LOOP_WRITE},
+    {LOOP_READ | LOOP_WRITE, true, 1, LOOP_READ | LOOP_WRITE},
+    {LOOP_READ, true, 1, LOOP_READ},
+    {LOOP_WRITE, true, 1, LOOP_WRITE},
+    {0, true, 0, 0},
 };
 
 static void
 test_socketpair_events(void)
 {
 	for (size_t i = 0; i < NELEM(socket_cases); i++) {
-		struct fake_clock c = { 0 };
+		struct fake_clock c = {0};
 		struct loop *l = fake_loop(&c);
-		struct rec r = { 0 };
+		struct rec r = {0};
 		int sv[2];
 
 		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) {
@@ -212,8 +212,9 @@ test_socketpair_events(void)
 		}
 		if (socket_cases[i].data)
 			xwrite(sv[1]);
-		CHECK_INT(loop_watch(l, sv[0], socket_cases[i].interest, io_rec,
-				     &r), 0);
+		CHECK_INT(
+		    loop_watch(l, sv[0], socket_cases[i].interest, io_rec, &r),
+		    0);
 		PASS(l);
 		CHECK_INT(r.calls, socket_cases[i].calls);
 		CHECK_INT(r.events, socket_cases[i].events);
@@ -259,19 +260,19 @@ static const struct {
 	enum other_action action;
 	int repl_next_pass; /* calls of the new watch in the next pass */
 } other_cases[] = {
-	{ OTHER_UNWATCH, 0 },
-	{ OTHER_REPLACE, 1 }, /* byte still unread */
-	{ OTHER_MODIFY, 0 },  /* write interest on a read end: never ready */
-	{ OTHER_REOPEN, 0 },  /* new pipe is empty */
+    {OTHER_UNWATCH, 0},
+    {OTHER_REPLACE, 1}, /* byte still unread */
+    {OTHER_MODIFY, 0},	/* write interest on a read end: never ready */
+    {OTHER_REOPEN, 0},	/* new pipe is empty */
 };
 
 static void
 test_unwatch_other_in_pass(void)
 {
 	for (size_t i = 0; i < NELEM(other_cases); i++) {
-		struct fake_clock c = { 0 };
+		struct fake_clock c = {0};
 		struct loop *l = fake_loop(&c);
-		struct other_ctx x = { .action = other_cases[i].action };
+		struct other_ctx x = {.action = other_cases[i].action};
 		int old_high;
 
 		xpipe(x.low);
@@ -286,7 +287,7 @@ test_unwatch_other_in_pass(void)
 			  0);
 		PASS(l);
 		CHECK_INT(x.orig.calls, 0);
-		CHECK_INT(x.repl.calls, 0); /* not with the old readiness */
+		CHECK_INT(x.repl.calls, 0);	/* not with the old readiness */
 		CHECK_INT(x.high[0], old_high); /* REOPEN reused the number */
 		PASS(l);
 		CHECK_INT(x.orig.calls, 0);
@@ -304,13 +305,13 @@ test_fd_limits(void)
 		int fd;
 		int err;
 	} bad[] = {
-		{ -1, EBADF },		   { INT_MIN, EBADF },
-		{ FD_SETSIZE, EMFILE },	   { FD_SETSIZE + 1, EMFILE },
-		{ INT_MAX, EMFILE },
+	    {-1, EBADF},	  {INT_MIN, EBADF},
+	    {FD_SETSIZE, EMFILE}, {FD_SETSIZE + 1, EMFILE},
+	    {INT_MAX, EMFILE},
 	};
-	struct fake_clock c = { 0 };
+	struct fake_clock c = {0};
 	struct loop *l = fake_loop(&c);
-	struct rec r = { 0 };
+	struct rec r = {0};
 	int p[2];
 
 	for (size_t i = 0; i < NELEM(bad); i++) {
@@ -349,9 +350,9 @@ struct trec {
 	struct loop_timer t;
 	struct rec r;
 	uint64_t fired_at;
-	size_t fire_seq;  /* value of *seq when it fired */
+	size_t fire_seq; /* value of *seq when it fired */
 	size_t *seq;
-	bool rearm;       /* re-arm itself with delay */
+	bool rearm; /* re-arm itself with delay */
 	uint64_t delay;
 	struct trec *arm_other; /* arm with delay 0 */
 	struct trec *disarm_other;
@@ -392,15 +393,15 @@ trec_init(struct trec *x, char mark, char *trace)
 static void
 test_timer_order(void)
 {
-	static const uint64_t delays[] = { 30, 10, 20, 10, 0 };
+	static const uint64_t delays[] = {30, 10, 20, 10, 0};
 	static const struct {
 		uint64_t now;
 		const char *fired;
 	} steps[] = {
-		{ 0, "4" }, { 9, "" }, { 10, "13" }, /* equal when: arm order */
-		{ 29, "2" }, { 29, "" }, { 1000, "0" }, { 2000, "" },
+	    {0, "4"},  {9, ""},	 {10, "13"}, /* equal when: arm order */
+	    {29, "2"}, {29, ""}, {1000, "0"}, {2000, ""},
 	};
-	struct fake_clock c = { 0 };
+	struct fake_clock c = {0};
 	struct loop *l = fake_loop(&c);
 	struct trec x[NELEM(delays)];
 	char trace[16];
@@ -427,7 +428,7 @@ test_timer_order(void)
 static void
 test_timer_rearm_disarm(void)
 {
-	struct fake_clock c = { 100 };
+	struct fake_clock c = {100};
 	struct loop *l = fake_loop(&c);
 	struct trec p, q, d[4];
 
@@ -547,15 +548,15 @@ static void
 test_timer_random(bool churn)
 {
 	static struct trec x[NRANDOM];
-	struct fake_clock c = { 0 };
+	struct fake_clock c = {0};
 	struct loop *l = fake_loop(&c);
 	size_t armed = NRANDOM;
 
 	srand(churn ? 777 : 12345);
 	for (size_t i = 0; i < NRANDOM; i++) {
 		trec_init(&x[i], 'r', NULL);
-		CHECK_INT(loop_timer_arm(l, &x[i].t, (uint64_t)(rand() % 10000)),
-			  0);
+		CHECK_INT(
+		    loop_timer_arm(l, &x[i].t, (uint64_t)(rand() % 10000)), 0);
 	}
 	for (size_t k = 0; churn && k < 3 * NRANDOM; k++) {
 		struct trec *t = &x[rand() % NRANDOM];
@@ -566,7 +567,8 @@ test_timer_random(bool churn)
 		} else {
 			armed += !loop_timer_armed(&t->t);
 			CHECK_INT(loop_timer_arm(l, &t->t,
-						 (uint64_t)(rand() % 10000)), 0);
+						 (uint64_t)(rand() % 10000)),
+				  0);
 		}
 	}
 	check_heap_indexes(x, NRANDOM);
@@ -589,7 +591,7 @@ io_arm(struct loop *l, int fd, unsigned events, void *arg)
 static void
 test_timer_zero_delay(void)
 {
-	struct fake_clock c = { 50 };
+	struct fake_clock c = {50};
 	struct loop *l = fake_loop(&c);
 	struct trec self, a, b;
 	char trace[8] = "";
@@ -699,13 +701,13 @@ test_signal_flood(struct loop *l, struct rec *r)
 static void
 test_signal(void)
 {
-	struct fake_clock c = { 0 };
+	struct fake_clock c = {0};
 	int fds_before = count_open_fds();
 	struct loop *l = fake_loop(&c), *other = fake_loop(&c);
-	struct rec u1 = { 0 }, u2 = { .stop = true }, o = { 0 };
-	struct sigevent sev = { .sigev_notify = SIGEV_SIGNAL,
-				.sigev_signo = SIGUSR2 };
-	struct itimerspec its = { .it_value = { 0, 20000000 } };
+	struct rec u1 = {0}, u2 = {.stop = true}, o = {0};
+	struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL,
+			       .sigev_signo = SIGUSR2};
+	struct itimerspec its = {.it_value = {0, 20000000}};
 	struct sigaction sa;
 	timer_t tid;
 
@@ -843,9 +845,9 @@ pass_timer(struct loop *l, struct loop_timer *t, void *arg)
 static void
 test_pass_end(void)
 {
-	struct fake_clock c = { 0 };
+	struct fake_clock c = {0};
 	struct loop *l = fake_loop(&c);
-	struct pass_ctx x = { .l = l };
+	struct pass_ctx x = {.l = l};
 	struct loop_timer t;
 	struct trec leftover;
 	int p[2];
@@ -888,7 +890,7 @@ test_pass_end(void)
 static void
 test_run_stop(void)
 {
-	struct fake_clock c = { 0 };
+	struct fake_clock c = {0};
 	struct loop *l = fake_loop(&c);
 	struct trec x;
 

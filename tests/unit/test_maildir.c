@@ -67,7 +67,8 @@ count_entries(const char *root, const char *sub)
 	int n = 0;
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0)
 			n++;
 	closedir(d);
 	return n;
@@ -108,7 +109,7 @@ test_open_creates_dirs(const char *base)
 	if (!md)
 		return;
 	CHECK_STR(maildir_path(md), path);
-	static const char *const sub[] = { "tmp", "new", "cur" };
+	static const char *const sub[] = {"tmp", "new", "cur"};
 	for (size_t i = 0; i < 3; i++) {
 		char p[600];
 		snprintf(p, sizeof p, "%s/%s", path, sub[i]);
@@ -140,9 +141,10 @@ test_open_creates_dirs(const char *base)
 static void
 test_one_message(struct maildir *md, const char *root)
 {
-	static const char msg[] = "X-Original-From: <a@b>\nSubject: hi\n\nbody\n";
+	static const char msg[] =
+	    "X-Original-From: <a@b>\nSubject: hi\n\nbody\n";
 	struct maildir_file f;
-	struct done_log d = { 0 };
+	struct done_log d = {0};
 	char buf[256];
 	struct stat st;
 
@@ -272,7 +274,8 @@ test_unique_names(struct maildir *md, const char *root)
 	qsort(names, (size_t)ok, sizeof *names, cmp_str);
 	int dups = 0;
 	for (int i = 1; i < ok; i++)
-		if (names[i] && names[i - 1] && strcmp(names[i], names[i - 1]) == 0)
+		if (names[i] && names[i - 1] &&
+		    strcmp(names[i], names[i - 1]) == 0)
 			dups++;
 	CHECK_INT(dups, 0);
 	for (int i = 0; i < ok; i++)
@@ -330,7 +333,7 @@ test_clean_tmp(struct maildir *md, const char *root)
 {
 	struct maildir_file f;
 	char p[1024];
-	touch(root, "1700000000.M1P2Q3." HOST);        /* ours: removed */
+	touch(root, "1700000000.M1P2Q3." HOST);	       /* ours: removed */
 	touch(root, "1700000000.M1P2Q4.other.host");   /* other host: kept */
 	touch(root, "1700000000.M1P2Q5.x" HOST);       /* not ".<host>": kept */
 	touch(root, "1700000000.M1P2Q6." HOST ".bak"); /* kept */
@@ -351,9 +354,9 @@ test_clean_tmp(struct maildir *md, const char *root)
 
 	rmdir(p);
 	static const char *const left[] = {
-		"1700000000.M1P2Q4.other.host",
-		"1700000000.M1P2Q5.x" HOST,
-		"1700000000.M1P2Q6." HOST ".bak",
+	    "1700000000.M1P2Q4.other.host",
+	    "1700000000.M1P2Q5.x" HOST,
+	    "1700000000.M1P2Q6." HOST ".bak",
 	};
 	for (size_t i = 0; i < 3; i++) {
 		snprintf(p, sizeof p, "%s/tmp/%s", root, left[i]);
@@ -439,7 +442,8 @@ struct chain {
 	int calls;
 };
 
-/* A done callback that accepts the next message: it waits for the next flush. */
+/* A done callback that accepts the next message: it waits for the next flush.
+ */
 static void
 on_done_commit(struct maildir_file *f, int err, void *arg)
 {
@@ -454,7 +458,7 @@ static void
 test_commit_from_callback(struct maildir *md, const char *root)
 {
 	struct maildir_file f;
-	struct chain c = { .md = md };
+	struct chain c = {.md = md};
 	CHECK_INT(maildir_create(md, &f), 0);
 	maildir_commit(md, &f, on_done_commit, &c);
 	maildir_flush(md);

@@ -127,7 +127,7 @@ test_load_valid(void)
 	char why[128];
 	/* mtime is when smtpd accepted it */
 	struct timespec ts[2] = {{1700000000, 123456789},
-	                         {1700000000, 123456789}};
+				 {1700000000, 123456789}};
 
 	dirs_open(&d);
 	put(d.inst, NAME, valid, strlen(valid));
@@ -203,12 +203,12 @@ test_load_malformed(void)
 	CHECK_INT(mkdirat(d.inst, "adir", 0700), 0);
 	struct message *m = NULL;
 	CHECK_INT(message_load(d.inst, "adir", &m, why, sizeof why),
-	          MESSAGE_ERR_MALFORMED);
+		  MESSAGE_ERR_MALFORMED);
 	CHECK(m == NULL);
 	/* gone: an I/O error with errno, not a reason to set it aside */
 	errno = 0;
 	CHECK_INT(message_load(d.inst, "missing", &m, why, sizeof why),
-	          MESSAGE_ERR_IO);
+		  MESSAGE_ERR_IO);
 	CHECK_INT(errno, ENOENT);
 	CHECK(m == NULL);
 	dirs_close(&d);
@@ -255,7 +255,7 @@ test_load_huge(void)
 	if (m) {
 		char want[256];
 		snprintf(want, sizeof want, "r%05d@" LONG_DOMAIN,
-		         ENVELOPE_RCPT_MAX - 1);
+			 ENVELOPE_RCPT_MAX - 1);
 		CHECK_INT(m->env.nrcpt, ENVELOPE_RCPT_MAX);
 		CHECK_STR(m->env.rcpts[ENVELOPE_RCPT_MAX - 1].addr, want);
 		CHECK(m->env.from.is_null);
@@ -272,7 +272,7 @@ test_load_huge(void)
 	put(d.inst, "over", buf, len);
 	m = NULL;
 	CHECK_INT(message_load(d.inst, "over", &m, why, sizeof why),
-	          MESSAGE_ERR_MALFORMED);
+		  MESSAGE_ERR_MALFORMED);
 	CHECK_STR(why, envelope_strerror(ENVELOPE_ERR_TOO_MANY));
 	CHECK(m == NULL);
 	free(buf);
@@ -290,7 +290,7 @@ test_load_huge(void)
 	}
 	put(d.inst, "endless", buf, len);
 	CHECK_INT(message_load(d.inst, "endless", &m, why, sizeof why),
-	          MESSAGE_ERR_MALFORMED);
+		  MESSAGE_ERR_MALFORMED);
 	CHECK(why[0] != '\0');
 	CHECK(m == NULL);
 	free(buf);
@@ -317,7 +317,7 @@ block_of(size_t size, char **out, size_t *len)
 		if (size - at - line < 40 && size - at > 999)
 			line = 900; /* leave room for a whole last line */
 		int k = snprintf(buf + at, line,
-		                 "X-Original-To: <r%zu@x.example>", n++);
+				 "X-Original-To: <r%zu@x.example>", n++);
 		memset(buf + at + k, ' ', line - 1 - (size_t)k);
 		buf[at + line - 1] = '\n';
 		at += line;
@@ -342,7 +342,7 @@ test_load_block_max(void)
 	put(d.inst, "at_max", buf, len);
 	free(buf);
 	CHECK_INT(message_load(d.inst, "at_max", &m, why, sizeof why),
-	          MESSAGE_OK);
+		  MESSAGE_OK);
 	if (m) {
 		char want[64];
 		snprintf(want, sizeof want, "r%zu@x.example", n - 1);
@@ -357,7 +357,7 @@ test_load_block_max(void)
 	put(d.inst, "past_max", buf, len);
 	free(buf);
 	CHECK_INT(message_load(d.inst, "past_max", &m, why, sizeof why),
-	          MESSAGE_ERR_MALFORMED);
+		  MESSAGE_ERR_MALFORMED);
 	CHECK_STR(why, envelope_strerror(ENVELOPE_ERR_TOO_LONG));
 	CHECK(m == NULL);
 
@@ -366,7 +366,7 @@ test_load_block_max(void)
 	put(d.inst, "open_line", buf, len);
 	free(buf);
 	CHECK_INT(message_load(d.inst, "open_line", &m, why, sizeof why),
-	          MESSAGE_ERR_MALFORMED);
+		  MESSAGE_ERR_MALFORMED);
 	CHECK_STR(why, envelope_strerror(ENVELOPE_ERR_TOO_LONG));
 	CHECK(m == NULL);
 	dirs_close(&d);
@@ -387,7 +387,7 @@ test_queue_id(void)
 	    {"plain.with.dots", "plain.with.dots"},
 	    {"plain:2,PT", "plain"},
 	    {"1.M2P3Q.host", "1.M2P3Q.host"}, /* Q without digits */
-	    {"1.M2P3Q4", "1.M2P3Q4"},         /* no host part */
+	    {"1.M2P3Q4", "1.M2P3Q4"},	      /* no host part */
 	    {"x1.M2P3Q4.host", "x1.M2P3Q4.host"},
 	    {"1.M2P3Q4x.host", "1.M2P3Q4x.host"},
 	    {"1.MP3Q4.host", "1.MP3Q4.host"},

@@ -24,46 +24,89 @@ struct mx_case {
 };
 
 static const struct mx_case mx_cases[] = {
-	{ "one", "example.org", { { "mx.example.org", 10 } }, 1, MX_OK,
-	  { "mx.example.org" }, { 10 } },
-	{ "by preference", "d",
-	  { { "b", 20 }, { "a", 10 }, { "c", 30 }, { "z", 0 } }, 4, MX_OK,
-	  { "z", "a", "b", "c" }, { 0, 10, 20, 30 } },
-	{ "equal preference keeps order without rnd", "d",
-	  { { "b", 10 }, { "a", 10 }, { "c", 5 } }, 3, MX_OK,
-	  { "c", "b", "a" }, { 5, 10, 10 } },
-	{ "lower case, no trailing dot", "d",
-	  { { "MX1.Example.COM.", 10 } }, 1, MX_OK, { "mx1.example.com" },
-	  { 10 } },
-	{ "duplicates removed, best kept", "d",
-	  { { "mx.a", 10 }, { "MX.A.", 20 }, { "mx.b", 15 }, { "mx.a", 5 } },
-	  4, MX_OK, { "mx.a", "mx.b" }, { 5, 15 } },
-	{ "duplicate with equal preference", "d",
-	  { { "mx.a", 10 }, { "Mx.A", 10 }, { "mx.a.", 10 } }, 3, MX_OK,
-	  { "mx.a" }, { 10 } },
-	{ "trailing dot is not a different host", "d",
-	  { { "a.b.", 1 }, { "a.b", 2 }, { "a.b..", 3 } }, 3, MX_OK,
-	  { "a.b", "a.b." }, { 1, 3 } },
-	{ "implicit MX", "Example.ORG.", { { "", 0 } }, 0, MX_OK,
-	  { "example.org" }, { 0 } },
-	{ "implicit MX, no domain", "", { { "", 0 } }, 0, MX_NONE, { NULL },
-	  { 0 } },
-	{ "implicit MX, root domain", ".", { { "", 0 } }, 0, MX_NONE,
-	  { NULL }, { 0 } },
-	{ "null MX", "d", { { ".", 0 } }, 1, MX_NULL, { NULL }, { 0 } },
-	{ "null MX, empty name", "d", { { "", 0 } }, 1, MX_NULL, { NULL },
-	  { 0 } },
-	{ "null MX twice", "d", { { ".", 0 }, { "", 0 } }, 2, MX_NULL,
-	  { NULL }, { 0 } },
-	{ "root with another preference is no host either", "d",
-	  { { ".", 10 } }, 1, MX_NULL, { NULL }, { 0 } },
-	{ "null MX with real hosts: the root is unusable", "d",
-	  { { ".", 0 }, { "mx.d", 10 } }, 2, MX_OK, { "mx.d" }, { 10 } },
-	{ "real host first, then null MX", "d",
-	  { { "mx.d", 10 }, { "", 0 }, { "mx2.d", 20 } }, 3, MX_OK,
-	  { "mx.d", "mx2.d" }, { 10, 20 } },
-	{ "preference 65535", "d", { { "a", 65535 }, { "b", 0 } }, 2, MX_OK,
-	  { "b", "a" }, { 0, 65535 } },
+    {"one",
+     "example.org",
+     {{"mx.example.org", 10}},
+     1,
+     MX_OK,
+     {"mx.example.org"},
+     {10}},
+    {"by preference",
+     "d",
+     {{"b", 20}, {"a", 10}, {"c", 30}, {"z", 0}},
+     4,
+     MX_OK,
+     {"z", "a", "b", "c"},
+     {0, 10, 20, 30}},
+    {"equal preference keeps order without rnd",
+     "d",
+     {{"b", 10}, {"a", 10}, {"c", 5}},
+     3,
+     MX_OK,
+     {"c", "b", "a"},
+     {5, 10, 10}},
+    {"lower case, no trailing dot",
+     "d",
+     {{"MX1.Example.COM.", 10}},
+     1,
+     MX_OK,
+     {"mx1.example.com"},
+     {10}},
+    {"duplicates removed, best kept",
+     "d",
+     {{"mx.a", 10}, {"MX.A.", 20}, {"mx.b", 15}, {"mx.a", 5}},
+     4,
+     MX_OK,
+     {"mx.a", "mx.b"},
+     {5, 15}},
+    {"duplicate with equal preference",
+     "d",
+     {{"mx.a", 10}, {"Mx.A", 10}, {"mx.a.", 10}},
+     3,
+     MX_OK,
+     {"mx.a"},
+     {10}},
+    {"trailing dot is not a different host",
+     "d",
+     {{"a.b.", 1}, {"a.b", 2}, {"a.b..", 3}},
+     3,
+     MX_OK,
+     {"a.b", "a.b."},
+     {1, 3}},
+    {"implicit MX", "Example.ORG.", {{"", 0}}, 0, MX_OK, {"example.org"}, {0}},
+    {"implicit MX, no domain", "", {{"", 0}}, 0, MX_NONE, {NULL}, {0}},
+    {"implicit MX, root domain", ".", {{"", 0}}, 0, MX_NONE, {NULL}, {0}},
+    {"null MX", "d", {{".", 0}}, 1, MX_NULL, {NULL}, {0}},
+    {"null MX, empty name", "d", {{"", 0}}, 1, MX_NULL, {NULL}, {0}},
+    {"null MX twice", "d", {{".", 0}, {"", 0}}, 2, MX_NULL, {NULL}, {0}},
+    {"root with another preference is no host either",
+     "d",
+     {{".", 10}},
+     1,
+     MX_NULL,
+     {NULL},
+     {0}},
+    {"null MX with real hosts: the root is unusable",
+     "d",
+     {{".", 0}, {"mx.d", 10}},
+     2,
+     MX_OK,
+     {"mx.d"},
+     {10}},
+    {"real host first, then null MX",
+     "d",
+     {{"mx.d", 10}, {"", 0}, {"mx2.d", 20}},
+     3,
+     MX_OK,
+     {"mx.d", "mx2.d"},
+     {10, 20}},
+    {"preference 65535",
+     "d",
+     {{"a", 65535}, {"b", 0}},
+     2,
+     MX_OK,
+     {"b", "a"},
+     {0, 65535}},
 };
 
 static void
@@ -71,8 +114,8 @@ mx_check_case(const struct mx_case *c)
 {
 	struct mx_host out[MX_LIST_MAX];
 	size_t nout = 99, want = 0;
-	enum mx_result r = mx_order(c->domain, c->records, c->n, NULL, NULL,
-				    out, &nout);
+	enum mx_result r =
+	    mx_order(c->domain, c->records, c->n, NULL, NULL, out, &nout);
 
 	CHECK_INT(r, c->result);
 	while (c->hosts[want])
@@ -169,9 +212,9 @@ mx_perm_index(const struct mx_host *out, size_t k, const char *const *names)
 static void
 test_shuffle(size_t k, unsigned runs)
 {
-	static const char *const names[] = { "a", "b", "c", "d" };
+	static const char *const names[] = {"a", "b", "c", "d"};
 	struct mx_host rec[6], out[MX_LIST_MAX];
-	size_t counts[24] = { 0 }, perms = 1, nout;
+	size_t counts[24] = {0}, perms = 1, nout;
 
 	snprintf(rec[0].name, sizeof rec[0].name, "worst");
 	rec[0].pref = 50;
@@ -187,9 +230,9 @@ test_shuffle(size_t k, unsigned runs)
 		uint32_t st = seed * 2654435761u;
 		if (st == 0)
 			st = 1;
-		CHECK_INT(mx_order("d", rec, k + 2, mx_test_rand, &st, out,
-				   &nout),
-			  MX_OK);
+		CHECK_INT(
+		    mx_order("d", rec, k + 2, mx_test_rand, &st, out, &nout),
+		    MX_OK);
 		CHECK_INT(nout, k + 2);
 		CHECK_STR(out[0].name, "best");
 		CHECK_STR(out[k + 1].name, "worst");
@@ -207,7 +250,7 @@ static void
 test_truncation(void)
 {
 	struct mx_host rec[40], out[MX_LIST_MAX];
-	size_t nout, picked[40] = { 0 };
+	size_t nout, picked[40] = {0};
 	uint32_t st;
 
 	for (size_t i = 0; i < 20; i++) {
@@ -215,8 +258,7 @@ test_truncation(void)
 		rec[i].pref = (unsigned)(100 - i); /* reverse order */
 	}
 	st = 7;
-	CHECK_INT(mx_order("d", rec, 20, mx_test_rand, &st, out, &nout),
-		  MX_OK);
+	CHECK_INT(mx_order("d", rec, 20, mx_test_rand, &st, out, &nout), MX_OK);
 	CHECK_INT(nout, MX_LIST_MAX);
 	for (size_t i = 0; i < MX_LIST_MAX && i < nout; i++)
 		CHECK_INT(out[i].pref, 81 + i);
@@ -226,8 +268,7 @@ test_truncation(void)
 		rec[i].pref = i % 2 ? 10 : 20;
 	for (uint32_t seed = 1; seed <= 2000; seed++) {
 		st = seed * 2654435761u;
-		CHECK_INT(mx_order("d", rec, 20, mx_test_rand, &st, out,
-				   &nout),
+		CHECK_INT(mx_order("d", rec, 20, mx_test_rand, &st, out, &nout),
 			  MX_OK);
 		CHECK_INT(nout, MX_LIST_MAX);
 		for (size_t i = 0; i < nout; i++) {

@@ -38,50 +38,51 @@ test_parse_hostport(void)
 {
 	static const struct {
 		const char *in;
-		const char *want; /* net_addr_str() of the result, NULL: invalid */
+		const char
+		    *want; /* net_addr_str() of the result, NULL: invalid */
 		int family;
 	} t[] = {
-		{ "0.0.0.0:2525", "0.0.0.0:2525", AF_INET },
-		{ "127.0.0.1:25", "127.0.0.1:25", AF_INET },
-		{ "[::1]:2525", "[::1]:2525", AF_INET6 },
-		{ "[::]:25", "[::]:25", AF_INET6 },
-		{ ":2525", "0.0.0.0:2525", AF_INET },
-		{ "*:2525", "0.0.0.0:2525", AF_INET },
-		{ "1.2.3.4:1", "1.2.3.4:1", AF_INET },
-		{ "1.2.3.4:65535", "1.2.3.4:65535", AF_INET },
-		{ "[2001:db8::7]:587", "[2001:db8::7]:587", AF_INET6 },
-		{ "[::ffff:1.2.3.4]:25", "1.2.3.4:25", AF_INET6 },
-		{ "", NULL, 0 },
-		{ "2525", NULL, 0 },
-		{ "1.2.3.4", NULL, 0 },
-		{ "1.2.3.4:", NULL, 0 },
-		{ "1.2.3.4:0", NULL, 0 },
-		{ "1.2.3.4:65536", NULL, 0 },
-		{ "1.2.3.4:99999", NULL, 0 },
-		{ "1.2.3.4:123456", NULL, 0 },
-		{ "1.2.3.4:-1", NULL, 0 },
-		{ "1.2.3.4:+25", NULL, 0 },
-		{ "1.2.3.4: 25", NULL, 0 },
-		{ "1.2.3.4:25 ", NULL, 0 },
-		{ "1.2.3.4:25:26", NULL, 0 },
-		{ " 1.2.3.4:25", NULL, 0 },
-		{ "1.2.3:25", NULL, 0 },
-		{ "1.2.3.4.5:25", NULL, 0 },
-		{ "256.1.1.1:25", NULL, 0 },
-		{ "localhost:25", NULL, 0 },
-		{ "mx.example.org:25", NULL, 0 },
-		{ "::1:25", NULL, 0 },
-		{ "[::1]", NULL, 0 },
-		{ "[::1]25", NULL, 0 },
-		{ "[::1]:", NULL, 0 },
-		{ "[::1]:0", NULL, 0 },
-		{ "[::1:25", NULL, 0 },
-		{ "[1.2.3.4]:25", NULL, 0 },
-		{ "[]:25", NULL, 0 },
-		{ "[*]:25", NULL, 0 },
-		{ "*:0", NULL, 0 },
-		{ "**:25", NULL, 0 },
-		{ "[::1]:25]", NULL, 0 },
+	    {"0.0.0.0:2525", "0.0.0.0:2525", AF_INET},
+	    {"127.0.0.1:25", "127.0.0.1:25", AF_INET},
+	    {"[::1]:2525", "[::1]:2525", AF_INET6},
+	    {"[::]:25", "[::]:25", AF_INET6},
+	    {":2525", "0.0.0.0:2525", AF_INET},
+	    {"*:2525", "0.0.0.0:2525", AF_INET},
+	    {"1.2.3.4:1", "1.2.3.4:1", AF_INET},
+	    {"1.2.3.4:65535", "1.2.3.4:65535", AF_INET},
+	    {"[2001:db8::7]:587", "[2001:db8::7]:587", AF_INET6},
+	    {"[::ffff:1.2.3.4]:25", "1.2.3.4:25", AF_INET6},
+	    {"", NULL, 0},
+	    {"2525", NULL, 0},
+	    {"1.2.3.4", NULL, 0},
+	    {"1.2.3.4:", NULL, 0},
+	    {"1.2.3.4:0", NULL, 0},
+	    {"1.2.3.4:65536", NULL, 0},
+	    {"1.2.3.4:99999", NULL, 0},
+	    {"1.2.3.4:123456", NULL, 0},
+	    {"1.2.3.4:-1", NULL, 0},
+	    {"1.2.3.4:+25", NULL, 0},
+	    {"1.2.3.4: 25", NULL, 0},
+	    {"1.2.3.4:25 ", NULL, 0},
+	    {"1.2.3.4:25:26", NULL, 0},
+	    {" 1.2.3.4:25", NULL, 0},
+	    {"1.2.3:25", NULL, 0},
+	    {"1.2.3.4.5:25", NULL, 0},
+	    {"256.1.1.1:25", NULL, 0},
+	    {"localhost:25", NULL, 0},
+	    {"mx.example.org:25", NULL, 0},
+	    {"::1:25", NULL, 0},
+	    {"[::1]", NULL, 0},
+	    {"[::1]25", NULL, 0},
+	    {"[::1]:", NULL, 0},
+	    {"[::1]:0", NULL, 0},
+	    {"[::1:25", NULL, 0},
+	    {"[1.2.3.4]:25", NULL, 0},
+	    {"[]:25", NULL, 0},
+	    {"[*]:25", NULL, 0},
+	    {"*:0", NULL, 0},
+	    {"**:25", NULL, 0},
+	    {"[::1]:25]", NULL, 0},
 	};
 	for (size_t i = 0; i < N(t); i++) {
 		struct sockaddr_storage ss;
@@ -101,8 +102,8 @@ test_parse_hostport(void)
 		}
 		CHECK_INT(ss.ss_family, t[i].family);
 		CHECK_INT(len, t[i].family == AF_INET
-				       ? sizeof(struct sockaddr_in)
-				       : sizeof(struct sockaddr_in6));
+				   ? sizeof(struct sockaddr_in)
+				   : sizeof(struct sockaddr_in6));
 		CHECK_INT(net_addr_str((struct sockaddr *)&ss, buf, sizeof buf),
 			  0);
 		CHECK_STR(buf, t[i].want);
@@ -120,20 +121,20 @@ test_addr_format(void)
 		const char *host;
 		const char *str;
 	} t[] = {
-		{ "192.0.2.7", "192.0.2.7", "192.0.2.7:4242" },
-		{ "::1", "::1", "[::1]:4242" },
-		{ "2001:db8::1", "2001:db8::1", "[2001:db8::1]:4242" },
-		{ "::ffff:192.0.2.7", "192.0.2.7", "192.0.2.7:4242" },
-		{ "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-		  "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-		  "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:4242" },
+	    {"192.0.2.7", "192.0.2.7", "192.0.2.7:4242"},
+	    {"::1", "::1", "[::1]:4242"},
+	    {"2001:db8::1", "2001:db8::1", "[2001:db8::1]:4242"},
+	    {"::ffff:192.0.2.7", "192.0.2.7", "192.0.2.7:4242"},
+	    {"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+	     "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+	     "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:4242"},
 	};
 	for (size_t i = 0; i < N(t); i++) {
 		struct sockaddr_storage ss;
 		char buf[NET_ADDR_STR_MAX];
 		peer(t[i].addr, &ss);
-		CHECK_INT(net_addr_host((struct sockaddr *)&ss, buf, sizeof buf),
-			  0);
+		CHECK_INT(
+		    net_addr_host((struct sockaddr *)&ss, buf, sizeof buf), 0);
 		CHECK_STR(buf, t[i].host);
 		CHECK_INT(net_addr_str((struct sockaddr *)&ss, buf, sizeof buf),
 			  0);
@@ -145,7 +146,8 @@ test_addr_format(void)
 	peer("192.0.2.7", &ss);
 	CHECK_INT(net_addr_host((struct sockaddr *)&ss, small, sizeof small),
 		  -1);
-	CHECK_INT(net_addr_str((struct sockaddr *)&ss, small, sizeof small), -1);
+	CHECK_INT(net_addr_str((struct sockaddr *)&ss, small, sizeof small),
+		  -1);
 	char fits[15];
 	CHECK_INT(net_addr_str((struct sockaddr *)&ss, fits, sizeof fits), 0);
 	CHECK_STR(fits, "192.0.2.7:4242");
@@ -164,40 +166,40 @@ test_cidr_parse(void)
 		unsigned prefix;
 		const char *net; /* stored network, host bits cleared */
 	} t[] = {
-		{ "127.0.0.0/8", AF_INET, 8, "127.0.0.0" },
-		{ "10.1.2.3", AF_INET, 32, "10.1.2.3" },
-		{ "10.1.2.3/8", AF_INET, 8, "10.0.0.0" },
-		{ "192.168.1.77/27", AF_INET, 27, "192.168.1.64" },
-		{ "0.0.0.0/0", AF_INET, 0, "0.0.0.0" },
-		{ "255.255.255.255/1", AF_INET, 1, "128.0.0.0" },
-		{ "::1/128", AF_INET6, 128, "::1" },
-		{ "::1", AF_INET6, 128, "::1" },
-		{ "::/0", AF_INET6, 0, "::" },
-		{ "2001:db8:1:2::5/32", AF_INET6, 32, "2001:db8::" },
-		{ "2001:db8::ff/121", AF_INET6, 121, "2001:db8::80" },
-		{ "::ffff:127.0.0.1/104", AF_INET6, 104, "::ffff:127.0.0.0" },
-		{ "", 0, 0, NULL },
-		{ "/8", 0, 0, NULL },
-		{ "10.0.0.0/", 0, 0, NULL },
-		{ "10.0.0.0/33", 0, 0, NULL },
-		{ "10.0.0.0/100", 0, 0, NULL },
-		{ "::/129", 0, 0, NULL },
-		{ "::/1280", 0, 0, NULL },
-		{ "10.0.0.0/8x", 0, 0, NULL },
-		{ "10.0.0.0/-1", 0, 0, NULL },
-		{ "10.0.0.0/+8", 0, 0, NULL },
-		{ "10.0.0.0/ 8", 0, 0, NULL },
-		{ "10.0.0.0 /8", 0, 0, NULL },
-		{ "10.0.0.0/8/8", 0, 0, NULL },
-		{ "10.0.0/8", 0, 0, NULL },
-		{ "1.2.3.4.5", 0, 0, NULL },
-		{ "256.0.0.0/8", 0, 0, NULL },
-		{ "localhost", 0, 0, NULL },
-		{ "example.org/24", 0, 0, NULL },
-		{ "::g", 0, 0, NULL },
-		{ "[::1]/128", 0, 0, NULL },
-		{ "1:2:3:4:5:6:7:8:9/64", 0, 0, NULL },
-		{ "0000:0000:0000:0000:0000:0000:0000:0000:0000/1", 0, 0, NULL },
+	    {"127.0.0.0/8", AF_INET, 8, "127.0.0.0"},
+	    {"10.1.2.3", AF_INET, 32, "10.1.2.3"},
+	    {"10.1.2.3/8", AF_INET, 8, "10.0.0.0"},
+	    {"192.168.1.77/27", AF_INET, 27, "192.168.1.64"},
+	    {"0.0.0.0/0", AF_INET, 0, "0.0.0.0"},
+	    {"255.255.255.255/1", AF_INET, 1, "128.0.0.0"},
+	    {"::1/128", AF_INET6, 128, "::1"},
+	    {"::1", AF_INET6, 128, "::1"},
+	    {"::/0", AF_INET6, 0, "::"},
+	    {"2001:db8:1:2::5/32", AF_INET6, 32, "2001:db8::"},
+	    {"2001:db8::ff/121", AF_INET6, 121, "2001:db8::80"},
+	    {"::ffff:127.0.0.1/104", AF_INET6, 104, "::ffff:127.0.0.0"},
+	    {"", 0, 0, NULL},
+	    {"/8", 0, 0, NULL},
+	    {"10.0.0.0/", 0, 0, NULL},
+	    {"10.0.0.0/33", 0, 0, NULL},
+	    {"10.0.0.0/100", 0, 0, NULL},
+	    {"::/129", 0, 0, NULL},
+	    {"::/1280", 0, 0, NULL},
+	    {"10.0.0.0/8x", 0, 0, NULL},
+	    {"10.0.0.0/-1", 0, 0, NULL},
+	    {"10.0.0.0/+8", 0, 0, NULL},
+	    {"10.0.0.0/ 8", 0, 0, NULL},
+	    {"10.0.0.0 /8", 0, 0, NULL},
+	    {"10.0.0.0/8/8", 0, 0, NULL},
+	    {"10.0.0/8", 0, 0, NULL},
+	    {"1.2.3.4.5", 0, 0, NULL},
+	    {"256.0.0.0/8", 0, 0, NULL},
+	    {"localhost", 0, 0, NULL},
+	    {"example.org/24", 0, 0, NULL},
+	    {"::g", 0, 0, NULL},
+	    {"[::1]/128", 0, 0, NULL},
+	    {"1:2:3:4:5:6:7:8:9/64", 0, 0, NULL},
+	    {"0000:0000:0000:0000:0000:0000:0000:0000:0000/1", 0, 0, NULL},
 	};
 	for (size_t i = 0; i < N(t); i++) {
 		struct cidr c;
@@ -230,39 +232,39 @@ test_cidr_match(void)
 		const char *peer;
 		bool match;
 	} t[] = {
-		{ "127.0.0.0/8", "127.0.0.1", true },
-		{ "127.0.0.0/8", "127.255.255.255", true },
-		{ "127.0.0.0/8", "128.0.0.1", false },
-		{ "127.0.0.0/8", "126.255.255.255", false },
-		{ "127.0.0.0/8", "::ffff:127.0.0.1", true }, /* v4-mapped */
-		{ "127.0.0.0/8", "::ffff:10.0.0.1", false },
-		{ "127.0.0.0/8", "::1", false },
-		{ "127.0.0.0/8", "::7f00:1", false }, /* v4-compatible: no */
-		{ "10.1.2.3/8", "10.200.0.1", true }, /* host bits ignored */
-		{ "10.0.0.0/9", "10.127.255.255", true },
-		{ "10.0.0.0/9", "10.128.0.0", false },
-		{ "192.168.1.64/27", "192.168.1.64", true },
-		{ "192.168.1.64/27", "192.168.1.95", true },
-		{ "192.168.1.64/27", "192.168.1.96", false },
-		{ "192.168.1.64/27", "192.168.1.63", false },
-		{ "10.0.0.1", "10.0.0.1", true },
-		{ "10.0.0.1", "10.0.0.2", false },
-		{ "0.0.0.0/0", "8.8.8.8", true },
-		{ "0.0.0.0/0", "::ffff:8.8.8.8", true },
-		{ "0.0.0.0/0", "::1", false },
-		{ "::1/128", "::1", true },
-		{ "::1", "::2", false },
-		{ "::1/128", "127.0.0.1", false },
-		{ "2001:db8::/32", "2001:db8:ffff::1", true },
-		{ "2001:db8::/32", "2001:db9::1", false },
-		{ "2001:db8::80/121", "2001:db8::ff", true },
-		{ "2001:db8::80/121", "2001:db8::7f", false },
-		{ "::/0", "::1", true },
-		{ "::/0", "2001:db8::1", true },
-		{ "::/0", "127.0.0.1", false }, /* an AF_INET peer is not v6 */
-		{ "::ffff:127.0.0.1/104", "::ffff:127.9.9.9", true },
-		{ "::ffff:127.0.0.1/104", "::ffff:128.0.0.1", false },
-		{ "::ffff:127.0.0.1/104", "127.0.0.1", false },
+	    {"127.0.0.0/8", "127.0.0.1", true},
+	    {"127.0.0.0/8", "127.255.255.255", true},
+	    {"127.0.0.0/8", "128.0.0.1", false},
+	    {"127.0.0.0/8", "126.255.255.255", false},
+	    {"127.0.0.0/8", "::ffff:127.0.0.1", true}, /* v4-mapped */
+	    {"127.0.0.0/8", "::ffff:10.0.0.1", false},
+	    {"127.0.0.0/8", "::1", false},
+	    {"127.0.0.0/8", "::7f00:1", false}, /* v4-compatible: no */
+	    {"10.1.2.3/8", "10.200.0.1", true}, /* host bits ignored */
+	    {"10.0.0.0/9", "10.127.255.255", true},
+	    {"10.0.0.0/9", "10.128.0.0", false},
+	    {"192.168.1.64/27", "192.168.1.64", true},
+	    {"192.168.1.64/27", "192.168.1.95", true},
+	    {"192.168.1.64/27", "192.168.1.96", false},
+	    {"192.168.1.64/27", "192.168.1.63", false},
+	    {"10.0.0.1", "10.0.0.1", true},
+	    {"10.0.0.1", "10.0.0.2", false},
+	    {"0.0.0.0/0", "8.8.8.8", true},
+	    {"0.0.0.0/0", "::ffff:8.8.8.8", true},
+	    {"0.0.0.0/0", "::1", false},
+	    {"::1/128", "::1", true},
+	    {"::1", "::2", false},
+	    {"::1/128", "127.0.0.1", false},
+	    {"2001:db8::/32", "2001:db8:ffff::1", true},
+	    {"2001:db8::/32", "2001:db9::1", false},
+	    {"2001:db8::80/121", "2001:db8::ff", true},
+	    {"2001:db8::80/121", "2001:db8::7f", false},
+	    {"::/0", "::1", true},
+	    {"::/0", "2001:db8::1", true},
+	    {"::/0", "127.0.0.1", false}, /* an AF_INET peer is not v6 */
+	    {"::ffff:127.0.0.1/104", "::ffff:127.9.9.9", true},
+	    {"::ffff:127.0.0.1/104", "::ffff:128.0.0.1", false},
+	    {"::ffff:127.0.0.1/104", "127.0.0.1", false},
 	};
 	for (size_t i = 0; i < N(t); i++) {
 		struct cidr c;
@@ -277,8 +279,8 @@ test_cidr_match(void)
 	}
 
 	/* a hand-built network with host bits set still masks them off */
-	struct cidr raw = { .family = AF_INET, .addr = { 10, 1, 2, 3 },
-			    .prefix = 8 };
+	struct cidr raw = {
+	    .family = AF_INET, .addr = {10, 1, 2, 3}, .prefix = 8};
 	struct sockaddr_storage ss;
 	peer("10.9.9.9", &ss);
 	CHECK(cidr_match(&raw, (struct sockaddr *)&ss));
@@ -296,27 +298,27 @@ test_same_host(void)
 		const char *a, *b;
 		bool same;
 	} t[] = {
-		{ "127.0.0.1", "127.0.0.1", true },
-		{ "127.0.0.1", "::ffff:127.0.0.1", true },
-		{ "::ffff:10.0.0.1", "::ffff:10.0.0.1", true },
-		{ "::1", "::1", true },
-		{ "2001:db8::1", "2001:db8::1", true },
-		{ "::1", "127.0.0.1", false },
-		{ "10.0.0.1", "10.0.0.2", false },
-		{ "::ffff:10.0.0.1", "10.0.0.2", false },
-		{ "2001:db8::1", "2001:db8::2", false },
+	    {"127.0.0.1", "127.0.0.1", true},
+	    {"127.0.0.1", "::ffff:127.0.0.1", true},
+	    {"::ffff:10.0.0.1", "::ffff:10.0.0.1", true},
+	    {"::1", "::1", true},
+	    {"2001:db8::1", "2001:db8::1", true},
+	    {"::1", "127.0.0.1", false},
+	    {"10.0.0.1", "10.0.0.2", false},
+	    {"::ffff:10.0.0.1", "10.0.0.2", false},
+	    {"2001:db8::1", "2001:db8::2", false},
 	};
 	for (size_t i = 0; i < N(t); i++) {
 		struct sockaddr_storage a, b;
 		peer(t[i].a, &a);
 		peer(t[i].b, &b);
 		((struct sockaddr_in *)&b)->sin_port = htons(25); /* ignored */
-		CHECK_INT(net_same_host((struct sockaddr *)&a,
-					(struct sockaddr *)&b),
-			  t[i].same);
-		CHECK_INT(net_same_host((struct sockaddr *)&b,
-					(struct sockaddr *)&a),
-			  t[i].same);
+		CHECK_INT(
+		    net_same_host((struct sockaddr *)&a, (struct sockaddr *)&b),
+		    t[i].same);
+		CHECK_INT(
+		    net_same_host((struct sockaddr *)&b, (struct sockaddr *)&a),
+		    t[i].same);
 	}
 }
 

@@ -211,7 +211,7 @@ xscan(struct env *e, int inst_fd, uint64_t interval, struct rec *r)
 {
 	char err[128];
 	struct scan *s = scan_new(e->loop, NULL, e->new_fd, inst_fd, interval,
-	                          on_claim, r, err, sizeof err);
+				  on_claim, r, err, sizeof err);
 	if (!s) {
 		fprintf(stderr, "scan_new: %s\n", err);
 		exit(1);
@@ -229,17 +229,17 @@ test_bad_args(void)
 
 	env_open(&e);
 	CHECK(!scan_new(e.loop, NULL, e.new_fd, e.inst_fd, 0, on_claim, &r, err,
-	                sizeof err));
+			sizeof err));
 	CHECK(err[0] != '\0');
 	CHECK(!scan_new(e.loop, NULL, -1, e.inst_fd, 10, on_claim, &r, err,
-	                sizeof err));
+			sizeof err));
 	CHECK(!scan_new(e.loop, NULL, e.new_fd, e.inst_fd, 10, NULL, &r, err,
-	                sizeof err));
+			sizeof err));
 	/* new_fd is not a directory */
 	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	err[0] = '\0';
 	CHECK(!scan_new(e.loop, NULL, fd, e.inst_fd, 10, on_claim, &r, err,
-	                sizeof err));
+			sizeof err));
 	CHECK(strstr(err, "new/") != NULL);
 	close(fd);
 	CHECK_INT(loop_watch_count(e.loop), 0);
@@ -351,7 +351,7 @@ test_inotify(void)
 /* Calls scan_new() with RLIMIT_NOFILE one above the lowest free fd. */
 static struct scan *
 scan_without_inotify(struct env *e, struct logger *lg, uint64_t interval,
-                     struct rec *r)
+		     struct rec *r)
 {
 	struct rlimit old, low;
 	char err[128];
@@ -364,7 +364,7 @@ scan_without_inotify(struct env *e, struct logger *lg, uint64_t interval,
 	low.rlim_cur = (rlim_t)probe + 1; /* room for the new/ DIR only */
 	CHECK_INT(setrlimit(RLIMIT_NOFILE, &low), 0);
 	s = scan_new(e->loop, lg, e->new_fd, e->inst_fd, interval, on_claim, r,
-	             err, sizeof err);
+		     err, sizeof err);
 	CHECK_INT(setrlimit(RLIMIT_NOFILE, &old), 0);
 	if (!s) {
 		fprintf(stderr, "scan_new: %s\n", err);
@@ -528,11 +528,11 @@ test_two_instances(void)
 /* Runs one scanner until new/ is empty and a pass claims nothing. */
 static void
 race_run(struct env *e, struct logger *lg, int inst_fd, struct rec *r,
-         int go_fd)
+	 int go_fd)
 {
 	char c, err[128];
 	struct scan *s = scan_new(e->loop, lg, e->new_fd, inst_fd, BIG_INTERVAL,
-	                          on_claim, r, err, sizeof err);
+				  on_claim, r, err, sizeof err);
 
 	if (!s) {
 		fprintf(stderr, "scan_new: %s\n", err);
@@ -598,7 +598,7 @@ test_race(void)
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	CHECK(rec_matches_dir(&r, e.inst_fd));
 	CHECK_INT(count_entries(e.inst_fd) + count_entries(e.inst2_fd),
-	          RACE_FILES);
+		  RACE_FILES);
 	CHECK_INT(count_entries(e.new_fd), 0);
 	{
 		size_t lost = 0;
@@ -606,7 +606,7 @@ test_race(void)
 		     p++)
 			lost++;
 		fprintf(stderr, "race: %zu of %d claimed here, %zu lost\n", r.n,
-		        RACE_FILES, lost);
+			RACE_FILES, lost);
 	}
 	close(go[0]);
 	close(go[1]);

@@ -94,11 +94,11 @@ take_output(struct session *s)
 	return buf;
 }
 
-#define EXPECT(f, in, want)                                                  \
-	do {                                                                 \
-		session_feed((f)->s, (in), strlen(in));                      \
-		maildir_flush((f)->md);                                      \
-		CHECK_STR(take_output((f)->s), (want));                      \
+#define EXPECT(f, in, want)                                                    \
+	do {                                                                   \
+		session_feed((f)->s, (in), strlen(in));                        \
+		maildir_flush((f)->md);                                        \
+		CHECK_STR(take_output((f)->s), (want));                        \
 	} while (0)
 
 static int
@@ -156,10 +156,12 @@ test_greeting_and_ehlo(void)
 	EXPECT(&f, "HELO client.test\r\n", "250 mx.test\r\n");
 	EXPECT(&f, "EHLO\r\n", "501 5.5.4 Syntax: EHLO hostname\r\n");
 	EXPECT(&f, "NOOP\r\n", "250 2.0.0 Ok\r\n");
-	EXPECT(&f, "vrfy bob\r\n", "252 2.5.2 Cannot VRFY user, but will "
+	EXPECT(&f, "vrfy bob\r\n",
+	       "252 2.5.2 Cannot VRFY user, but will "
 	       "accept message and attempt delivery\r\n");
 	EXPECT(&f, "FOO\r\n", "500 5.5.2 Error: command not recognized\r\n");
-	EXPECT(&f, "EXPN list\r\n", "502 5.5.1 Error: command not "
+	EXPECT(&f, "EXPN list\r\n",
+	       "502 5.5.1 Error: command not "
 	       "implemented\r\n");
 	EXPECT(&f, "RSET x\r\n", "501 5.5.4 Syntax: RSET\r\n");
 	EXPECT(&f, "QUIT\r\n", "221 2.0.0 Bye\r\n");
@@ -184,7 +186,8 @@ test_sequence_errors(void)
 	EXPECT(&f, "MAIL FROM:<a@b.test>\r\n",
 	       "503 5.5.1 Error: nested MAIL command\r\n");
 	EXPECT(&f, "DATA\r\n", "503 5.5.1 Error: need RCPT command\r\n");
-	EXPECT(&f, "MAIL FROM:a@b.test\r\n", "503 5.5.1 Error: nested MAIL "
+	EXPECT(&f, "MAIL FROM:a@b.test\r\n",
+	       "503 5.5.1 Error: nested MAIL "
 	       "command\r\n");
 	EXPECT(&f, "RSET\r\n", "250 2.0.0 Ok\r\n");
 	EXPECT(&f, "MAIL FROM:a@b.test\r\n",
@@ -197,7 +200,8 @@ test_sequence_errors(void)
 	       "552 5.3.4 Message size exceeds fixed limit\r\n");
 	EXPECT(&f, "MAIL FROM:<j\xc3\xb6@b.test>\r\n",
 	       "553 5.6.7 Address needs SMTPUTF8\r\n");
-	EXPECT(&f, "MAIL FROM:<> SIZE=100 BODY=8BITMIME\r\n", "250 2.1.0 Ok\r\n");
+	EXPECT(&f, "MAIL FROM:<> SIZE=100 BODY=8BITMIME\r\n",
+	       "250 2.1.0 Ok\r\n");
 	EXPECT(&f, "RCPT TO:<x y@z.test>\r\n",
 	       "501 5.1.3 Bad recipient address syntax\r\n");
 	fixture_teardown(&f);
@@ -224,10 +228,12 @@ test_message_stored(void)
 	CHECK_INT(count_dir(f.dir, "new"), 1);
 	CHECK_INT(count_dir(f.dir, "tmp"), 0);
 	read_new(f.dir, buf, sizeof buf);
-	CHECK(strncmp(buf, "X-Original-From: <alice@example.org>\n"
+	CHECK(strncmp(buf,
+		      "X-Original-From: <alice@example.org>\n"
 		      "X-Original-To: <bob@example.net>\n"
 		      "Received: from client.test (unknown [127.0.0.1])\n"
-		      "\tby mx.test with ESMTP id ", 132) == 0);
+		      "\tby mx.test with ESMTP id ",
+		      132) == 0);
 	char qid[80];
 	snprintf(qid, sizeof qid, "id %.*s\n\tfor <bob@example.net>; ",
 		 (int)(strlen(out) - 26), out + 24);
@@ -369,8 +375,10 @@ test_byte_by_byte(void)
 	for (size_t i = 0; i < sizeof in - 1; i++)
 		session_feed(f.s, in + i, 1);
 	char want[512];
-	snprintf(want, sizeof want, "%s250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
-		 "354 End data with <CR><LF>.<CR><LF>\r\n", ehlo_reply);
+	snprintf(want, sizeof want,
+		 "%s250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
+		 "354 End data with <CR><LF>.<CR><LF>\r\n",
+		 ehlo_reply);
 	CHECK_STR(take_output(f.s), want);
 	fixture_teardown(&f);
 }

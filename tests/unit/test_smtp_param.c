@@ -23,77 +23,81 @@ struct mail_case {
 	bool smtputf8;
 };
 
-#define OKP(in, has, size, body, u8)                                         \
-	{ W(in), PARAM_OK, NOBAD, has, size, body, u8 }
-#define BAD(in, err, off) { W(in), err, off, false, 0, BODY_NONE, false }
+#define OKP(in, has, size, body, u8)                                           \
+	{                                                                      \
+		W(in), PARAM_OK, NOBAD, has, size, body, u8                    \
+	}
+#define BAD(in, err, off)                                                      \
+	{                                                                      \
+		W(in), err, off, false, 0, BODY_NONE, false                    \
+	}
 
 static const struct mail_case mail_cases[] = {
-	OKP("", false, 0, BODY_NONE, false),
-	OKP("   ", false, 0, BODY_NONE, false),
-	OKP(" SIZE=10", true, 10, BODY_NONE, false),
-	OKP("SIZE=10", true, 10, BODY_NONE, false),
-	OKP("size=0", true, 0, BODY_NONE, false),
-	OKP("Size=00000000000000000001", true, 1, BODY_NONE, false),
-	OKP(" SIZE=18446744073709551615", true, UINT64_MAX, BODY_NONE, false),
-	OKP(" BODY=8BITMIME", false, 0, BODY_8BITMIME, false),
-	OKP(" body=8bitmime", false, 0, BODY_8BITMIME, false),
-	OKP(" BODY=7bit", false, 0, BODY_7BIT, false),
-	OKP(" SMTPUTF8", false, 0, BODY_NONE, true),
-	OKP(" smtpUTF8 ", false, 0, BODY_NONE, true),
-	OKP(" SIZE=10  BODY=8BITMIME   SMTPUTF8 ", true, 10, BODY_8BITMIME,
-	    true),
-	OKP("SMTPUTF8 BODY=7BIT SIZE=999", true, 999, BODY_7BIT, true),
-	/* RFC 1870 SIZE */
-	BAD(" SIZE=18446744073709551616", PARAM_ERR_VALUE, 1),
-	BAD(" SIZE=99999999999999999999", PARAM_ERR_VALUE, 1),
-	BAD(" SIZE=000000000000000000001", PARAM_ERR_VALUE, 1),
-	BAD(" SIZE=abc", PARAM_ERR_VALUE, 1),
-	BAD(" SIZE=1a", PARAM_ERR_VALUE, 1),
-	BAD(" SIZE=-1", PARAM_ERR_VALUE, 1),
-	BAD(" SIZE=+1", PARAM_ERR_VALUE, 1),
-	BAD(" SIZE", PARAM_ERR_VALUE, 1),
-	BAD(" SIZE=", PARAM_ERR_SYNTAX, 1),
-	/* RFC 6152 BODY */
-	BAD(" BODY=BINARYMIME", PARAM_ERR_VALUE, 1),
-	BAD(" BODY=8BIT", PARAM_ERR_VALUE, 1),
-	BAD(" BODY=8BITMIMEX", PARAM_ERR_VALUE, 1),
-	BAD(" BODY=7BIT!", PARAM_ERR_VALUE, 1),
-	BAD(" BODY", PARAM_ERR_VALUE, 1),
-	/* RFC 6531 SMTPUTF8 */
-	BAD(" SMTPUTF8=x", PARAM_ERR_VALUE, 1),
-	BAD(" SMTPUTF8=", PARAM_ERR_SYNTAX, 1),
-	/* unknown and duplicate */
-	BAD(" FOO", PARAM_ERR_UNKNOWN, 1),
-	BAD(" FOO=bar", PARAM_ERR_UNKNOWN, 1),
-	BAD(" SIZE=1 X-FOO=bar", PARAM_ERR_UNKNOWN, 8),
-	BAD(" AUTH=<>", PARAM_ERR_UNKNOWN, 1),
-	BAD(" ENVID=\xc3\xa9t\xc3\xa9", PARAM_ERR_UNKNOWN, 1),
-	BAD(" SIZEX=1", PARAM_ERR_UNKNOWN, 1),
-	BAD(" SIZ=1", PARAM_ERR_UNKNOWN, 1),
-	BAD(" SIZE=1 SIZE=2", PARAM_ERR_DUPLICATE, 8),
-	BAD(" size=1 SIZE=1", PARAM_ERR_DUPLICATE, 8),
-	BAD(" BODY=7BIT BODY=8BITMIME", PARAM_ERR_DUPLICATE, 11),
-	BAD(" SMTPUTF8 SMTPUTF8", PARAM_ERR_DUPLICATE, 10),
-	BAD(" SIZE=abc SIZE=1", PARAM_ERR_VALUE, 1),
-	BAD(" FOO SIZE=x", PARAM_ERR_UNKNOWN, 1),
-	/* grammar (RFC 5321 4.1.2 esmtp-param); syntax wins over meaning */
-	BAD("=x", PARAM_ERR_SYNTAX, 0),
-	BAD(" =x", PARAM_ERR_SYNTAX, 1),
-	BAD(" -SIZE=1", PARAM_ERR_SYNTAX, 1),
-	BAD(" SIZE=1=2", PARAM_ERR_SYNTAX, 1),
-	BAD(" SIZE=10\tBODY=7BIT", PARAM_ERR_SYNTAX, 1),
-	BAD(" SIZE=10\r", PARAM_ERR_SYNTAX, 1),
-	BAD(" SIZE=10\r\n", PARAM_ERR_SYNTAX, 1),
-	BAD(" SIZE=1 BODY!", PARAM_ERR_SYNTAX, 8),
-	BAD(" SIZE=1\x7f", PARAM_ERR_SYNTAX, 1),
-	BAD(" SIZE=1\0", PARAM_ERR_SYNTAX, 1),
-	BAD(" SIZE_X=1", PARAM_ERR_SYNTAX, 1),
-	BAD(" FOO SIZE=", PARAM_ERR_SYNTAX, 5),
-	BAD(" SIZE=abc FOO=", PARAM_ERR_SYNTAX, 10),
-	BAD(" SIZE=1 SIZE=1 =", PARAM_ERR_SYNTAX, 15),
-	BAD("\tSIZE=1", PARAM_ERR_SYNTAX, 0),
-	BAD(" <a@b>", PARAM_ERR_SYNTAX, 1),
-	BAD(" \xc3\xa9=1", PARAM_ERR_SYNTAX, 1),
+    OKP("", false, 0, BODY_NONE, false),
+    OKP("   ", false, 0, BODY_NONE, false),
+    OKP(" SIZE=10", true, 10, BODY_NONE, false),
+    OKP("SIZE=10", true, 10, BODY_NONE, false),
+    OKP("size=0", true, 0, BODY_NONE, false),
+    OKP("Size=00000000000000000001", true, 1, BODY_NONE, false),
+    OKP(" SIZE=18446744073709551615", true, UINT64_MAX, BODY_NONE, false),
+    OKP(" BODY=8BITMIME", false, 0, BODY_8BITMIME, false),
+    OKP(" body=8bitmime", false, 0, BODY_8BITMIME, false),
+    OKP(" BODY=7bit", false, 0, BODY_7BIT, false),
+    OKP(" SMTPUTF8", false, 0, BODY_NONE, true),
+    OKP(" smtpUTF8 ", false, 0, BODY_NONE, true),
+    OKP(" SIZE=10  BODY=8BITMIME   SMTPUTF8 ", true, 10, BODY_8BITMIME, true),
+    OKP("SMTPUTF8 BODY=7BIT SIZE=999", true, 999, BODY_7BIT, true),
+    /* RFC 1870 SIZE */
+    BAD(" SIZE=18446744073709551616", PARAM_ERR_VALUE, 1),
+    BAD(" SIZE=99999999999999999999", PARAM_ERR_VALUE, 1),
+    BAD(" SIZE=000000000000000000001", PARAM_ERR_VALUE, 1),
+    BAD(" SIZE=abc", PARAM_ERR_VALUE, 1),
+    BAD(" SIZE=1a", PARAM_ERR_VALUE, 1),
+    BAD(" SIZE=-1", PARAM_ERR_VALUE, 1),
+    BAD(" SIZE=+1", PARAM_ERR_VALUE, 1),
+    BAD(" SIZE", PARAM_ERR_VALUE, 1),
+    BAD(" SIZE=", PARAM_ERR_SYNTAX, 1),
+    /* RFC 6152 BODY */
+    BAD(" BODY=BINARYMIME", PARAM_ERR_VALUE, 1),
+    BAD(" BODY=8BIT", PARAM_ERR_VALUE, 1),
+    BAD(" BODY=8BITMIMEX", PARAM_ERR_VALUE, 1),
+    BAD(" BODY=7BIT!", PARAM_ERR_VALUE, 1),
+    BAD(" BODY", PARAM_ERR_VALUE, 1),
+    /* RFC 6531 SMTPUTF8 */
+    BAD(" SMTPUTF8=x", PARAM_ERR_VALUE, 1),
+    BAD(" SMTPUTF8=", PARAM_ERR_SYNTAX, 1),
+    /* unknown and duplicate */
+    BAD(" FOO", PARAM_ERR_UNKNOWN, 1),
+    BAD(" FOO=bar", PARAM_ERR_UNKNOWN, 1),
+    BAD(" SIZE=1 X-FOO=bar", PARAM_ERR_UNKNOWN, 8),
+    BAD(" AUTH=<>", PARAM_ERR_UNKNOWN, 1),
+    BAD(" ENVID=\xc3\xa9t\xc3\xa9", PARAM_ERR_UNKNOWN, 1),
+    BAD(" SIZEX=1", PARAM_ERR_UNKNOWN, 1),
+    BAD(" SIZ=1", PARAM_ERR_UNKNOWN, 1),
+    BAD(" SIZE=1 SIZE=2", PARAM_ERR_DUPLICATE, 8),
+    BAD(" size=1 SIZE=1", PARAM_ERR_DUPLICATE, 8),
+    BAD(" BODY=7BIT BODY=8BITMIME", PARAM_ERR_DUPLICATE, 11),
+    BAD(" SMTPUTF8 SMTPUTF8", PARAM_ERR_DUPLICATE, 10),
+    BAD(" SIZE=abc SIZE=1", PARAM_ERR_VALUE, 1),
+    BAD(" FOO SIZE=x", PARAM_ERR_UNKNOWN, 1),
+    /* grammar (RFC 5321 4.1.2 esmtp-param); syntax wins over meaning */
+    BAD("=x", PARAM_ERR_SYNTAX, 0),
+    BAD(" =x", PARAM_ERR_SYNTAX, 1),
+    BAD(" -SIZE=1", PARAM_ERR_SYNTAX, 1),
+    BAD(" SIZE=1=2", PARAM_ERR_SYNTAX, 1),
+    BAD(" SIZE=10\tBODY=7BIT", PARAM_ERR_SYNTAX, 1),
+    BAD(" SIZE=10\r", PARAM_ERR_SYNTAX, 1),
+    BAD(" SIZE=10\r\n", PARAM_ERR_SYNTAX, 1),
+    BAD(" SIZE=1 BODY!", PARAM_ERR_SYNTAX, 8),
+    BAD(" SIZE=1\x7f", PARAM_ERR_SYNTAX, 1),
+    BAD(" SIZE=1\0", PARAM_ERR_SYNTAX, 1),
+    BAD(" SIZE_X=1", PARAM_ERR_SYNTAX, 1),
+    BAD(" FOO SIZE=", PARAM_ERR_SYNTAX, 5),
+    BAD(" SIZE=abc FOO=", PARAM_ERR_SYNTAX, 10),
+    BAD(" SIZE=1 SIZE=1 =", PARAM_ERR_SYNTAX, 15),
+    BAD("\tSIZE=1", PARAM_ERR_SYNTAX, 0),
+    BAD(" <a@b>", PARAM_ERR_SYNTAX, 1),
+    BAD(" \xc3\xa9=1", PARAM_ERR_SYNTAX, 1),
 };
 
 struct rcpt_case {
@@ -104,16 +108,16 @@ struct rcpt_case {
 };
 
 static const struct rcpt_case rcpt_cases[] = {
-	{ W(""), PARAM_OK, NOBAD },
-	{ W("    "), PARAM_OK, NOBAD },
-	{ W("NOTIFY=NEVER"), PARAM_ERR_UNKNOWN, 0 },
-	{ W(" ORCPT=rfc822;a@b"), PARAM_ERR_UNKNOWN, 1 },
-	{ W("  A B"), PARAM_ERR_UNKNOWN, 2 },
-	{ W(" SIZE=1"), PARAM_ERR_UNKNOWN, 1 },
-	{ W(" FOO =x"), PARAM_ERR_SYNTAX, 5 },
-	{ W("=x"), PARAM_ERR_SYNTAX, 0 },
-	{ W(" FOO="), PARAM_ERR_SYNTAX, 1 },
-	{ W(" FOO\r\n"), PARAM_ERR_SYNTAX, 1 },
+    {W(""), PARAM_OK, NOBAD},
+    {W("    "), PARAM_OK, NOBAD},
+    {W("NOTIFY=NEVER"), PARAM_ERR_UNKNOWN, 0},
+    {W(" ORCPT=rfc822;a@b"), PARAM_ERR_UNKNOWN, 1},
+    {W("  A B"), PARAM_ERR_UNKNOWN, 2},
+    {W(" SIZE=1"), PARAM_ERR_UNKNOWN, 1},
+    {W(" FOO =x"), PARAM_ERR_SYNTAX, 5},
+    {W("=x"), PARAM_ERR_SYNTAX, 0},
+    {W(" FOO="), PARAM_ERR_SYNTAX, 1},
+    {W(" FOO\r\n"), PARAM_ERR_SYNTAX, 1},
 };
 
 /* Exact-size heap copy so a read past len is an ASan error. */

@@ -35,16 +35,15 @@ struct fmt_case {
 };
 
 static const struct fmt_case fmt_cases[] = {
-	{ 250, NULL, "OK", "250 OK\r\n" },
-	{ 250, "2.1.0", "Sender ok", "250 2.1.0 Sender ok\r\n" },
-	{ 220, NULL, "", "220 \r\n" },
-	{ 250, NULL, "mx.example\nPIPELINING\nSIZE 100",
-	  "250-mx.example\r\n250-PIPELINING\r\n250 SIZE 100\r\n" },
-	{ 550, "5.7.1", "one\ntwo",
-	  "550-5.7.1 one\r\n550 5.7.1 two\r\n" },
-	{ 250, NULL, "a\n", "250-a\r\n250 \r\n" },
-	{ 199, NULL, "x", "" },
-	{ 600, NULL, "x", "" },
+    {250, NULL, "OK", "250 OK\r\n"},
+    {250, "2.1.0", "Sender ok", "250 2.1.0 Sender ok\r\n"},
+    {220, NULL, "", "220 \r\n"},
+    {250, NULL, "mx.example\nPIPELINING\nSIZE 100",
+     "250-mx.example\r\n250-PIPELINING\r\n250 SIZE 100\r\n"},
+    {550, "5.7.1", "one\ntwo", "550-5.7.1 one\r\n550 5.7.1 two\r\n"},
+    {250, NULL, "a\n", "250-a\r\n250 \r\n"},
+    {199, NULL, "x", ""},
+    {600, NULL, "x", ""},
 };
 
 static void
@@ -61,13 +60,12 @@ test_format_table(void)
 			continue;
 		/* exactly big enough works, one octet less gives 0 */
 		char *exact = reply_xmalloc(n);
-		CHECK_INT(smtp_reply_format(exact, n, c->code, c->enh,
-					    c->text),
+		CHECK_INT(smtp_reply_format(exact, n, c->code, c->enh, c->text),
 			  n);
 		CHECK_MEM(exact, n, c->want, n);
-		CHECK_INT(smtp_reply_format(exact, n - 1, c->code, c->enh,
-					    c->text),
-			  0);
+		CHECK_INT(
+		    smtp_reply_format(exact, n - 1, c->code, c->enh, c->text),
+		    0);
 		free(exact);
 	}
 	CHECK_INT(smtp_reply_format(buf, 0, 250, NULL, "OK"), 0);
@@ -101,77 +99,77 @@ struct parse_case {
 	size_t used; /* ALL: the whole input */
 };
 
-#define OKR(name, in, code, enh, text, lines, used)                          \
-	{ name, W(in), SMTP_REPLY_OK, code, enh, text, lines, used }
-#define BADR(name, in, st) { name, W(in), st, 0, "", "", 0, 0 }
+#define OKR(name, in, code, enh, text, lines, used)                            \
+	{                                                                      \
+		name, W(in), SMTP_REPLY_OK, code, enh, text, lines, used       \
+	}
+#define BADR(name, in, st)                                                     \
+	{                                                                      \
+		name, W(in), st, 0, "", "", 0, 0                               \
+	}
 
 static const struct parse_case parse_cases[] = {
-	OKR("greeting", "220 mx.example.com ESMTP ready\r\n", 220, "",
-	    "mx.example.com ESMTP ready", 1, ALL),
-	OKR("bare code", "250\r\n", 250, "", "", 1, ALL),
-	OKR("code and space", "250 \r\n", 250, "", "", 1, ALL),
-	OKR("bare LF", "250 ok\n", 250, "", "ok", 1, ALL),
-	OKR("multi-line",
-	    "250-mx.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n",
-	    250, "", "mx.example\nPIPELINING\n8BITMIME", 3, ALL),
-	OKR("multi-line mixed line ends", "250-a\n250-b\r\n250 c\n", 250, "",
-	    "a\nb\nc", 3, ALL),
-	OKR("empty continuation", "250-\r\n250 x\r\n", 250, "", "\nx", 2, ALL),
-	OKR("enhanced", "250 2.1.0 Ok\r\n", 250, "2.1.0", "Ok", 1, ALL),
-	OKR("enhanced only", "550 5.1.1\r\n", 550, "5.1.1", "", 1, ALL),
-	OKR("enhanced wide", "451 4.10.100 later\r\n", 451, "4.10.100",
-	    "later", 1, ALL),
-	OKR("enhanced every line",
-	    "550-5.7.1 line one\r\n550-5.7.1 line two\r\n550 5.7.1 line 3\r\n",
-	    550, "5.7.1", "line one\nline two\nline 3", 3, ALL),
-	OKR("enhanced first line only", "550-5.1.1 a\r\n550 b\r\n", 550,
-	    "5.1.1", "a\nb", 2, ALL),
-	OKR("enhanced later line only kept", "250-a\r\n250 2.0.0 b\r\n", 250,
-	    "", "a\n2.0.0 b", 2, ALL),
-	OKR("enhanced wrong class", "550 4.1.1 x\r\n", 550, "", "4.1.1 x", 1,
-	    ALL),
-	OKR("enhanced class 3 does not exist", "354 3.0.0 go\r\n", 354, "",
-	    "3.0.0 go", 1, ALL),
-	OKR("enhanced four parts", "250 2.1.5.6 x\r\n", 250, "",
-	    "2.1.5.6 x", 1, ALL),
-	OKR("enhanced subject too long", "250 2.1000.0 x\r\n", 250, "",
-	    "2.1000.0 x", 1, ALL),
-	OKR("enhanced detail too long", "250 2.0.1000 x\r\n", 250, "",
-	    "2.0.1000 x", 1, ALL),
-	OKR("enhanced empty subject", "250 2..0 x\r\n", 250, "", "2..0 x", 1,
-	    ALL),
-	OKR("enhanced glued", "250 2.0.0x\r\n", 250, "", "2.0.0x", 1, ALL),
-	OKR("enhanced two parts", "250 2.0 x\r\n", 250, "", "2.0 x", 1, ALL),
-	OKR("enhanced not at start", "250  2.0.0 x\r\n", 250, "",
-	    " 2.0.0 x", 1, ALL),
-	OKR("two replies", "250 a\r\n354 b\r\n", 250, "", "a", 1, 7),
-	OKR("reply then partial", "250 a\r\n35", 250, "", "a", 1, 7),
-	OKR("bare CR kept", "250 a\rb\r\n", 250, "", "a\rb", 1, ALL),
-	OKR("CR CR LF", "250 a\r\r\n", 250, "", "a\r", 1, ALL),
-	OKR("NUL in text", "250-a\0b\r\n250 \0\r\n", 250, "", "a?b\n?", 2, ALL),
-	OKR("highest code", "559 x\r\n", 559, "", "x", 1, ALL),
-	BADR("partial", "250 a", SMTP_REPLY_INCOMPLETE),
-	BADR("partial multi-line", "250-a\r\n250-b\r\n",
-	     SMTP_REPLY_INCOMPLETE),
-	BADR("partial CR", "250 a\r", SMTP_REPLY_INCOMPLETE),
-	BADR("empty", "", SMTP_REPLY_INCOMPLETE),
-	BADR("garbage judged at LF", "xyz", SMTP_REPLY_INCOMPLETE),
-	BADR("mixed codes", "250-a\r\n251 b\r\n", SMTP_REPLY_ERR_SYNTAX),
-	BADR("mixed codes early", "250-a\r\n550-b\r\n",
-	     SMTP_REPLY_ERR_SYNTAX),
-	BADR("empty line", "\r\n", SMTP_REPLY_ERR_SYNTAX),
-	BADR("two digits", "25 ok\r\n", SMTP_REPLY_ERR_SYNTAX),
-	BADR("four digits", "2500 ok\r\n", SMTP_REPLY_ERR_SYNTAX),
-	BADR("code glued to text", "250ok\r\n", SMTP_REPLY_ERR_SYNTAX),
-	BADR("tab after code", "250\tok\r\n", SMTP_REPLY_ERR_SYNTAX),
-	BADR("1yz", "199 x\r\n", SMTP_REPLY_ERR_SYNTAX),
-	BADR("6yz", "600 x\r\n", SMTP_REPLY_ERR_SYNTAX),
-	BADR("second digit 6", "260 x\r\n", SMTP_REPLY_ERR_SYNTAX),
-	BADR("letters", "abc def\r\n", SMTP_REPLY_ERR_SYNTAX),
-	BADR("leading space", " 250 x\r\n", SMTP_REPLY_ERR_SYNTAX),
-	BADR("bad line after continuation", "250-a\r\nfoo\r\n",
-	     SMTP_REPLY_ERR_SYNTAX),
-	BADR("NUL in code", "2\0\060 x\r\n", SMTP_REPLY_ERR_SYNTAX),
+    OKR("greeting", "220 mx.example.com ESMTP ready\r\n", 220, "",
+	"mx.example.com ESMTP ready", 1, ALL),
+    OKR("bare code", "250\r\n", 250, "", "", 1, ALL),
+    OKR("code and space", "250 \r\n", 250, "", "", 1, ALL),
+    OKR("bare LF", "250 ok\n", 250, "", "ok", 1, ALL),
+    OKR("multi-line", "250-mx.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n",
+	250, "", "mx.example\nPIPELINING\n8BITMIME", 3, ALL),
+    OKR("multi-line mixed line ends", "250-a\n250-b\r\n250 c\n", 250, "",
+	"a\nb\nc", 3, ALL),
+    OKR("empty continuation", "250-\r\n250 x\r\n", 250, "", "\nx", 2, ALL),
+    OKR("enhanced", "250 2.1.0 Ok\r\n", 250, "2.1.0", "Ok", 1, ALL),
+    OKR("enhanced only", "550 5.1.1\r\n", 550, "5.1.1", "", 1, ALL),
+    OKR("enhanced wide", "451 4.10.100 later\r\n", 451, "4.10.100", "later", 1,
+	ALL),
+    OKR("enhanced every line",
+	"550-5.7.1 line one\r\n550-5.7.1 line two\r\n550 5.7.1 line 3\r\n", 550,
+	"5.7.1", "line one\nline two\nline 3", 3, ALL),
+    OKR("enhanced first line only", "550-5.1.1 a\r\n550 b\r\n", 550, "5.1.1",
+	"a\nb", 2, ALL),
+    OKR("enhanced later line only kept", "250-a\r\n250 2.0.0 b\r\n", 250, "",
+	"a\n2.0.0 b", 2, ALL),
+    OKR("enhanced wrong class", "550 4.1.1 x\r\n", 550, "", "4.1.1 x", 1, ALL),
+    OKR("enhanced class 3 does not exist", "354 3.0.0 go\r\n", 354, "",
+	"3.0.0 go", 1, ALL),
+    OKR("enhanced four parts", "250 2.1.5.6 x\r\n", 250, "", "2.1.5.6 x", 1,
+	ALL),
+    OKR("enhanced subject too long", "250 2.1000.0 x\r\n", 250, "",
+	"2.1000.0 x", 1, ALL),
+    OKR("enhanced detail too long", "250 2.0.1000 x\r\n", 250, "", "2.0.1000 x",
+	1, ALL),
+    OKR("enhanced empty subject", "250 2..0 x\r\n", 250, "", "2..0 x", 1, ALL),
+    OKR("enhanced glued", "250 2.0.0x\r\n", 250, "", "2.0.0x", 1, ALL),
+    OKR("enhanced two parts", "250 2.0 x\r\n", 250, "", "2.0 x", 1, ALL),
+    OKR("enhanced not at start", "250  2.0.0 x\r\n", 250, "", " 2.0.0 x", 1,
+	ALL),
+    OKR("two replies", "250 a\r\n354 b\r\n", 250, "", "a", 1, 7),
+    OKR("reply then partial", "250 a\r\n35", 250, "", "a", 1, 7),
+    OKR("bare CR kept", "250 a\rb\r\n", 250, "", "a\rb", 1, ALL),
+    OKR("CR CR LF", "250 a\r\r\n", 250, "", "a\r", 1, ALL),
+    OKR("NUL in text", "250-a\0b\r\n250 \0\r\n", 250, "", "a?b\n?", 2, ALL),
+    OKR("highest code", "559 x\r\n", 559, "", "x", 1, ALL),
+    BADR("partial", "250 a", SMTP_REPLY_INCOMPLETE),
+    BADR("partial multi-line", "250-a\r\n250-b\r\n", SMTP_REPLY_INCOMPLETE),
+    BADR("partial CR", "250 a\r", SMTP_REPLY_INCOMPLETE),
+    BADR("empty", "", SMTP_REPLY_INCOMPLETE),
+    BADR("garbage judged at LF", "xyz", SMTP_REPLY_INCOMPLETE),
+    BADR("mixed codes", "250-a\r\n251 b\r\n", SMTP_REPLY_ERR_SYNTAX),
+    BADR("mixed codes early", "250-a\r\n550-b\r\n", SMTP_REPLY_ERR_SYNTAX),
+    BADR("empty line", "\r\n", SMTP_REPLY_ERR_SYNTAX),
+    BADR("two digits", "25 ok\r\n", SMTP_REPLY_ERR_SYNTAX),
+    BADR("four digits", "2500 ok\r\n", SMTP_REPLY_ERR_SYNTAX),
+    BADR("code glued to text", "250ok\r\n", SMTP_REPLY_ERR_SYNTAX),
+    BADR("tab after code", "250\tok\r\n", SMTP_REPLY_ERR_SYNTAX),
+    BADR("1yz", "199 x\r\n", SMTP_REPLY_ERR_SYNTAX),
+    BADR("6yz", "600 x\r\n", SMTP_REPLY_ERR_SYNTAX),
+    BADR("second digit 6", "260 x\r\n", SMTP_REPLY_ERR_SYNTAX),
+    BADR("letters", "abc def\r\n", SMTP_REPLY_ERR_SYNTAX),
+    BADR("leading space", " 250 x\r\n", SMTP_REPLY_ERR_SYNTAX),
+    BADR("bad line after continuation", "250-a\r\nfoo\r\n",
+	 SMTP_REPLY_ERR_SYNTAX),
+    BADR("NUL in code", "2\0\060 x\r\n", SMTP_REPLY_ERR_SYNTAX),
 };
 
 /* Parses an exact-size heap copy of in[0..len). */
@@ -236,7 +234,7 @@ test_parse_table(void)
 		const struct parse_case *c = &parse_cases[i];
 		int before = test_failures;
 		enum smtp_reply_status st =
-			reply_parse(c->in, c->inlen, &r, &used);
+		    reply_parse(c->in, c->inlen, &r, &used);
 
 		CHECK_INT(st, c->st);
 		if (st == SMTP_REPLY_OK) {
@@ -342,8 +340,7 @@ test_parse_many_lines(void)
 	/* known once 100 continuation lines are in */
 	size_t cut = (size_t)(strstr(buf, "line 100 of text\r\n") - buf) + 18;
 	CHECK_INT(reply_parse(buf, cut, &r, &used), SMTP_REPLY_ERR_LONG);
-	CHECK_INT(reply_parse(buf, cut - 1, &r, &used),
-		  SMTP_REPLY_INCOMPLETE);
+	CHECK_INT(reply_parse(buf, cut - 1, &r, &used), SMTP_REPLY_INCOMPLETE);
 }
 
 /* The text fits exactly, then is cut in the middle of a line. */
@@ -391,54 +388,76 @@ struct caps_case {
 };
 
 static const struct caps_case caps_cases[] = {
-	{ "gmail",
-	  "250-mx.google.com at your service, [1.2.3.4]\r\n"
-	  "250-SIZE 157286400\r\n250-8BITMIME\r\n250-STARTTLS\r\n"
-	  "250-ENHANCEDSTATUSCODES\r\n250-PIPELINING\r\n250-CHUNKING\r\n"
-	  "250 SMTPUTF8\r\n",
-	  { .pipelining = true, .size = true, .size_max = 157286400,
-	    .eightbitmime = true, .smtputf8 = true, .enhanced = true,
-	    .starttls = true } },
-	{ "postfix",
-	  "250-mail.example.com\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
-	  "250-VRFY\r\n250-ETRN\r\n250-STARTTLS\r\n"
-	  "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n"
-	  "250-SMTPUTF8\r\n250 CHUNKING\r\n",
-	  { .pipelining = true, .size = true, .size_max = 10240000,
-	    .eightbitmime = true, .smtputf8 = true, .enhanced = true,
-	    .starttls = true } },
-	{ "yandex-like",
-	  "250-mail-nwsmtp-mxfront-production-main-38.iva.yp-c.yandex.net\r\n"
-	  "250-8BITMIME\r\n250-PIPELINING\r\n250-SIZE 53477376\r\n"
-	  "250-STARTTLS\r\n250-DSN\r\n250 ENHANCEDSTATUSCODES\r\n",
-	  { .pipelining = true, .size = true, .size_max = 53477376,
-	    .eightbitmime = true, .enhanced = true, .starttls = true } },
-	{ "lower case",
-	  "250-mx\r\n250-pipelining\r\n250-size 1000\r\n250-8bitmime\r\n"
-	  "250-SmtpUtf8\r\n250-enhancedstatuscodes\r\n250 starttls\r\n",
-	  { .pipelining = true, .size = true, .size_max = 1000,
-	    .eightbitmime = true, .smtputf8 = true, .enhanced = true,
-	    .starttls = true } },
-	{ "SIZE without number", "250-mx\r\n250 SIZE\r\n",
-	  { .size = true, .size_max = 0 } },
-	{ "SIZE 0", "250-mx\r\n250 SIZE 0\r\n", { .size = true } },
-	{ "SIZE garbage", "250-mx\r\n250 SIZE lots\r\n", { .size = true } },
-	{ "SIZE overflow", "250-mx\r\n250 SIZE 18446744073709551616\r\n",
-	  { .size = true } },
-	{ "SIZE max", "250-mx\r\n250 SIZE 18446744073709551615\r\n",
-	  { .size = true, .size_max = UINT64_MAX } },
-	{ "bare LF, extra spaces", "250-mx\n250-SIZE   42\n250 PIPELINING\n",
-	  { .size = true, .size_max = 42, .pipelining = true } },
-	{ "keywords must match whole", "250-mx\r\n250-SIZEX 5\r\n"
-	  "250-PIPELINING2\r\n250-X8BITMIME\r\n250 STARTTLSX\r\n",
-	  { 0 } },
-	{ "first line is the name", "250-PIPELINING\r\n250 SIZE 7\r\n",
-	  { .size = true, .size_max = 7 } },
-	{ "single line", "250 mx.example says hello\r\n", { 0 } },
-	{ "not 250", "550-mx\r\n550 PIPELINING\r\n", { 0 } },
-	{ "ehlo with enhanced code lines",
-	  "250-2.0.0 mx\r\n250-2.0.0 PIPELINING\r\n250 2.0.0 8BITMIME\r\n",
-	  { .pipelining = true, .eightbitmime = true } },
+    {"gmail",
+     "250-mx.google.com at your service, [1.2.3.4]\r\n"
+     "250-SIZE 157286400\r\n250-8BITMIME\r\n250-STARTTLS\r\n"
+     "250-ENHANCEDSTATUSCODES\r\n250-PIPELINING\r\n250-CHUNKING\r\n"
+     "250 SMTPUTF8\r\n",
+     {.pipelining = true,
+      .size = true,
+      .size_max = 157286400,
+      .eightbitmime = true,
+      .smtputf8 = true,
+      .enhanced = true,
+      .starttls = true}},
+    {"postfix",
+     "250-mail.example.com\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
+     "250-VRFY\r\n250-ETRN\r\n250-STARTTLS\r\n"
+     "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n"
+     "250-SMTPUTF8\r\n250 CHUNKING\r\n",
+     {.pipelining = true,
+      .size = true,
+      .size_max = 10240000,
+      .eightbitmime = true,
+      .smtputf8 = true,
+      .enhanced = true,
+      .starttls = true}},
+    {"yandex-like",
+     "250-mail-nwsmtp-mxfront-production-main-38.iva.yp-c.yandex.net\r\n"
+     "250-8BITMIME\r\n250-PIPELINING\r\n250-SIZE 53477376\r\n"
+     "250-STARTTLS\r\n250-DSN\r\n250 ENHANCEDSTATUSCODES\r\n",
+     {.pipelining = true,
+      .size = true,
+      .size_max = 53477376,
+      .eightbitmime = true,
+      .enhanced = true,
+      .starttls = true}},
+    {"lower case",
+     "250-mx\r\n250-pipelining\r\n250-size 1000\r\n250-8bitmime\r\n"
+     "250-SmtpUtf8\r\n250-enhancedstatuscodes\r\n250 starttls\r\n",
+     {.pipelining = true,
+      .size = true,
+      .size_max = 1000,
+      .eightbitmime = true,
+      .smtputf8 = true,
+      .enhanced = true,
+      .starttls = true}},
+    {"SIZE without number",
+     "250-mx\r\n250 SIZE\r\n",
+     {.size = true, .size_max = 0}},
+    {"SIZE 0", "250-mx\r\n250 SIZE 0\r\n", {.size = true}},
+    {"SIZE garbage", "250-mx\r\n250 SIZE lots\r\n", {.size = true}},
+    {"SIZE overflow",
+     "250-mx\r\n250 SIZE 18446744073709551616\r\n",
+     {.size = true}},
+    {"SIZE max",
+     "250-mx\r\n250 SIZE 18446744073709551615\r\n",
+     {.size = true, .size_max = UINT64_MAX}},
+    {"bare LF, extra spaces",
+     "250-mx\n250-SIZE   42\n250 PIPELINING\n",
+     {.size = true, .size_max = 42, .pipelining = true}},
+    {"keywords must match whole",
+     "250-mx\r\n250-SIZEX 5\r\n"
+     "250-PIPELINING2\r\n250-X8BITMIME\r\n250 STARTTLSX\r\n",
+     {0}},
+    {"first line is the name",
+     "250-PIPELINING\r\n250 SIZE 7\r\n",
+     {.size = true, .size_max = 7}},
+    {"single line", "250 mx.example says hello\r\n", {0}},
+    {"not 250", "550-mx\r\n550 PIPELINING\r\n", {0}},
+    {"ehlo with enhanced code lines",
+     "250-2.0.0 mx\r\n250-2.0.0 PIPELINING\r\n250 2.0.0 8BITMIME\r\n",
+     {.pipelining = true, .eightbitmime = true}},
 };
 
 static void
@@ -473,7 +492,7 @@ test_caps(void)
 static void
 test_caps_text(void)
 {
-	struct smtp_reply r = { .code = 250, .lines = 8 };
+	struct smtp_reply r = {.code = 250, .lines = 8};
 	struct smtp_caps caps;
 
 	snprintf(r.text, sizeof r.text, "%s",
@@ -491,10 +510,10 @@ static void
 test_round_trip(void)
 {
 	static const struct fmt_case cases[] = {
-		{ 250, NULL, "mx\nPIPELINING\nSIZE 5", NULL },
-		{ 550, "5.1.1", "no such user\nreally", NULL },
-		{ 421, "4.7.0", "", NULL },
-		{ 250, "2.0.0", "2.0.0 twice", NULL },
+	    {250, NULL, "mx\nPIPELINING\nSIZE 5", NULL},
+	    {550, "5.1.1", "no such user\nreally", NULL},
+	    {421, "4.7.0", "", NULL},
+	    {250, "2.0.0", "2.0.0 twice", NULL},
 	};
 	char buf[1024];
 	struct smtp_reply r;
