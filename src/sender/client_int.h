@@ -61,8 +61,7 @@ struct client {
 	struct loop_timer timer;
 	struct loop_timer linger;
 
-	/* where we are in the queue's host and address lists */
-	size_t host;
+	/* where we are in the host's address list */
 	struct sockaddr_storage addrs[DNS_ADDR_MAX];
 	size_t naddrs;
 	size_t addr;

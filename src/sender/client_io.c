@@ -1,6 +1,6 @@
 /*
- * client_io: the socket side of an MX session. Walks the queue's hosts in
- * preference order and each host's addresses in turn (RFC 5321 5.1),
+ * client_io: the socket side of an MX session. Tries the host's addresses
+ * in turn (RFC 5321 5.1; the next MX host is the sender's failover),
  * connects without blocking, reads replies into smtp_reply_parse and
  * writes what the protocol side queued, all on the one loop.
  *
@@ -121,41 +121,31 @@ client_close(struct client *c, const char *why)
 		client_log_session(c, "session.close");
 	client_drop_socket(c);
 	if (c->job) {
-		if (c->progress && !snd->stopping) {
-			/* outcomes already reported stay; the rest go again */
-			struct job *j = c->job;
-			bool untouched = true;
-			for (size_t k = 0; k < j->n; k++)
-				if (c->rcpt[k] == CLIENT_RCPT_DONE)
-					untouched = false;
-			if (untouched) {
-				c->job = NULL;
-				free(c->rcpt);
-				c->rcpt = NULL;
-				mxq_push_front(c->q, j);
-			}
-		}
-		if (c->job)
+		/* outcomes already reported stay; an untouched job goes again
+		 */
+		struct job *j = c->job;
+		bool untouched = true;
+		for (size_t k = 0; k < j->n; k++)
+			if (c->rcpt[k] == CLIENT_RCPT_DONE)
+				untouched = false;
+		if (untouched && !snd->stopping) {
+			c->job = NULL;
+			free(c->rcpt);
+			c->rcpt = NULL;
+			mxq_push_front(c->q, j);
+		} else {
 			client_settle_job(c, DELIVERY_DEFERRED, "4.4.2",
 					  why ? why : "connection closed");
-		client_end_job(c);
-	}
-	if (!c->progress || snd->stopping) {
-		const char *reason = why ? why : c->last_error;
-		struct job *j;
-		while ((j = mxq_pop(c->q)) != NULL) {
-			c->job = j;
-			c->rcpt = calloc(j->n, sizeof *c->rcpt);
-			if (c->rcpt)
-				client_settle_job(c, DELIVERY_DEFERRED, "4.4.1",
-						  reason[0] ? reason
-							    : "no session");
-			client_end_job(c);
 		}
+		client_end_job(c);
 	}
 	c->q->client = NULL;
 	snd->clients--;
 	c->state = CLIENT_CLOSED;
+	if (!c->progress || snd->stopping) {
+		const char *reason = why ? why : c->last_error;
+		sender_failover(snd, c->q, reason[0] ? reason : "no session");
+	}
 	loop_defer_free(snd->loop, client_free, c);
 	sender_client_closed(snd, c->q);
 }
@@ -176,11 +166,6 @@ client_next_address(struct client *c, const char *why)
 		client_resolve(c); /* connects to addrs[addr] */
 		return;
 	}
-	if (++c->host < c->q->nhosts) {
-		c->naddrs = c->addr = 0;
-		client_resolve(c);
-		return;
-	}
 	client_close(c, c->last_error);
 }
 
@@ -196,8 +181,8 @@ client_connect(struct client *c)
 	else
 		((struct sockaddr_in *)ss)->sin_port = htons(c->q->port);
 	net_addr_host((struct sockaddr *)ss, addr, sizeof addr);
-	snprintf(c->relay, sizeof c->relay, "%.255s[%.63s]:%u",
-		 c->q->hosts[c->host].name, addr, (unsigned)c->q->port);
+	snprintf(c->relay, sizeof c->relay, "%.255s[%.63s]:%u", c->q->key, addr,
+		 (unsigned)c->q->port);
 
 	c->fd = socket(ss->ss_family,
 		       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -227,8 +212,7 @@ client_resolved(void *arg, enum dns_status st,
 	if (c->closing)
 		return;
 	if (st != DNS_OK || n == 0) {
-		snprintf(c->relay, sizeof c->relay, "%s",
-			 c->q->hosts[c->host].name);
+		snprintf(c->relay, sizeof c->relay, "%s", c->q->key);
 		client_next_address(c, st == DNS_TEMPFAIL
 					   ? "host lookup failed"
 					   : "host has no address");
@@ -248,7 +232,7 @@ client_resolve(struct client *c)
 		client_connect(c);
 		return;
 	}
-	const char *name = c->q->hosts[c->host].name;
+	const char *name = c->q->key;
 	char buf[NET_ADDR_STR_MAX + 8];
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -378,7 +362,7 @@ client_start(struct sender *snd, struct mxq *q)
 	q->client = c;
 	q->sessions++;
 	snd->clients++;
-	snprintf(c->relay, sizeof c->relay, "%s", q->hosts[0].name);
+	snprintf(c->relay, sizeof c->relay, "%s", q->key);
 	client_resolve(c);
 	return c;
 }

@@ -54,8 +54,7 @@ mxq_find(struct mxq_table *t, const char *key)
 }
 
 struct mxq *
-mxq_get(struct mxq_table *t, const char *key, const struct mx_host *hosts,
-	size_t nhosts, uint16_t port)
+mxq_get(struct mxq_table *t, const char *key, uint16_t port)
 {
 	struct mxq *q = mxq_find(t, key);
 	if (q)
@@ -64,10 +63,6 @@ mxq_get(struct mxq_table *t, const char *key, const struct mx_host *hosts,
 	if (!q)
 		return NULL;
 	strncpy(q->key, key, sizeof q->key - 1);
-	if (nhosts > MX_LIST_MAX)
-		nhosts = MX_LIST_MAX;
-	memcpy(q->hosts, hosts, nhosts * sizeof *hosts);
-	q->nhosts = nhosts;
 	q->port = port;
 	q->tail = &q->head;
 	size_t b = mxq_hash(key, t->nbuckets);
@@ -77,8 +72,31 @@ mxq_get(struct mxq_table *t, const char *key, const struct mx_host *hosts,
 	return q;
 }
 
+struct mx_route *
+mx_route_new(const struct mx_host *hosts, size_t n, uint16_t port)
+{
+	if (n > MX_LIST_MAX)
+		n = MX_LIST_MAX;
+	struct mx_route *r = malloc(sizeof *r + n * sizeof *hosts);
+	if (!r)
+		return NULL;
+	r->refs = 1;
+	r->port = port;
+	r->nhosts = n;
+	memcpy(r->hosts, hosts, n * sizeof *hosts);
+	return r;
+}
+
+void
+mx_route_put(struct mx_route *r)
+{
+	if (r && --r->refs == 0)
+		free(r);
+}
+
 struct job *
-job_new(struct message *msg, const size_t *rcpt, size_t n)
+job_new(struct message *msg, const size_t *rcpt, size_t n,
+	struct mx_route *route, size_t hop)
 {
 	struct job *j = calloc(1, sizeof *j);
 	if (!j)
@@ -91,6 +109,9 @@ job_new(struct message *msg, const size_t *rcpt, size_t n)
 	memcpy(j->rcpt, rcpt, n * sizeof *rcpt);
 	j->n = n;
 	j->msg = msg;
+	j->route = route;
+	j->hop = hop;
+	route->refs++;
 	return j;
 }
 
@@ -99,6 +120,7 @@ job_free(struct job *j)
 {
 	if (!j)
 		return;
+	mx_route_put(j->route);
 	free(j->rcpt);
 	free(j);
 }

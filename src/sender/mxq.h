@@ -1,8 +1,13 @@
 /*
  * mxq: one queue per MX host. A job is the part of one message that goes
- * to that host (the recipients whose domains chose it). A queue has at
- * most one client session at a time; that is the one-socket-per-MX-host
- * rule, and it lives here so nothing else can break it.
+ * to that host (the recipients of one domain). A queue has at most one
+ * client session at a time; that is the one-socket-per-MX-host rule, and
+ * it lives here so nothing else can break it.
+ *
+ * Each job carries its domain's ordered MX list (a shared, counted
+ * mx_route) and which of those hosts it is queued for: when a host cannot
+ * be reached, its jobs move on to the queue of their own next host, so
+ * two domains that share a primary but not their backups never mix.
  */
 #ifndef MTA_MXQ_H
 #define MTA_MXQ_H
@@ -17,10 +22,20 @@
 struct message;
 struct client;
 
+/* A domain's MX hosts in the order to try them; shared by its jobs. */
+struct mx_route {
+	unsigned refs;
+	uint16_t port;
+	size_t nhosts;
+	struct mx_host hosts[];
+};
+
 struct job {
 	struct message *msg;
 	size_t *rcpt; /* indexes into msg->env.rcpts */
 	size_t n;
+	struct mx_route *route;
+	size_t hop; /* index in route->hosts of the queue it is on */
 	struct job *next;
 };
 
@@ -47,12 +62,18 @@ int mxq_table_init(struct mxq_table *);
 /* Frees every queue (their jobs must have been handed back). */
 void mxq_table_free(struct mxq_table *);
 struct mxq *mxq_find(struct mxq_table *, const char *key);
-/* Finds or creates the queue for key with these candidate hosts. */
-struct mxq *mxq_get(struct mxq_table *, const char *key,
-		    const struct mx_host *hosts, size_t nhosts, uint16_t port);
+/* Finds or creates the queue for host key. */
+struct mxq *mxq_get(struct mxq_table *, const char *key, uint16_t port);
 
-/* A job for msg's recipients rcpt[0..n) (copied). NULL on ENOMEM. */
-struct job *job_new(struct message *msg, const size_t *rcpt, size_t n);
+/* A route over hosts[0..n) (copied), one reference. NULL on ENOMEM. */
+struct mx_route *mx_route_new(const struct mx_host *hosts, size_t n,
+			      uint16_t port);
+void mx_route_put(struct mx_route *);
+
+/* A job for msg's recipients rcpt[0..n) (copied) on route's host hop;
+ * takes its own route reference. NULL on ENOMEM. */
+struct job *job_new(struct message *msg, const size_t *rcpt, size_t n,
+		    struct mx_route *route, size_t hop);
 void job_free(struct job *);
 
 void mxq_push(struct mxq *, struct job *);

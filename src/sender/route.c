@@ -129,18 +129,17 @@ route_settle_all(struct sender *snd, struct message *m, const size_t *rcpt,
 		sender_settle(snd, m, rcpt[k], st, dsn, why, "none", mx);
 }
 
-/* Queues the group on its MX host's queue, at most 100 per job. */
+/* Queues the group on its first MX host's queue, at most 100 per job. */
 static void
 route_enqueue(struct sender *snd, struct message *m, const size_t *rcpt,
 	      size_t n, const struct mx_host *hosts, size_t nhosts,
 	      uint16_t port)
 {
-	struct mxq *q =
-	    mxq_get(&snd->queues, hosts[0].name, hosts, nhosts, port);
+	struct mx_route *r = mx_route_new(hosts, nhosts, port);
 	for (size_t off = 0; off < n; off += MXQ_RCPTS_PER_TXN) {
 		size_t len =
 		    n - off < MXQ_RCPTS_PER_TXN ? n - off : MXQ_RCPTS_PER_TXN;
-		struct job *j = q ? job_new(m, rcpt + off, len) : NULL;
+		struct job *j = r ? job_new(m, rcpt + off, len, r, 0) : NULL;
 		if (!j) {
 			route_settle_all(snd, m, rcpt + off, len,
 					 DELIVERY_DEFERRED, "4.3.0",
@@ -148,8 +147,9 @@ route_enqueue(struct sender *snd, struct message *m, const size_t *rcpt,
 			continue;
 		}
 		m->jobs++;
-		sender_enqueue(snd, q, j);
+		sender_route_job(snd, j);
 	}
+	mx_route_put(r);
 }
 
 static void

@@ -140,3 +140,35 @@ sender_client_closed(struct sender *snd, struct mxq *q)
 	if (snd->stopping && snd->messages == 0 && snd->clients == 0)
 		loop_stop(snd->loop);
 }
+
+void
+sender_route_job(struct sender *snd, struct job *j)
+{
+	const struct mx_host *h = &j->route->hosts[j->hop];
+	struct mxq *q = mxq_get(&snd->queues, h->name, j->route->port);
+	if (q) {
+		sender_enqueue(snd, q, j);
+		return;
+	}
+	for (size_t k = 0; k < j->n; k++)
+		sender_outcome(snd, j, k, DELIVERY_DEFERRED, "4.3.0",
+			       "out of memory", "none", h->name);
+	sender_job_done(snd, j);
+}
+
+void
+sender_failover(struct sender *snd, struct mxq *q, const char *why)
+{
+	struct job *j;
+	while ((j = mxq_pop(q)) != NULL) {
+		if (!snd->stopping && j->hop + 1 < j->route->nhosts) {
+			j->hop++; /* RFC 5321 5.1: the next MX host */
+			sender_route_job(snd, j);
+			continue;
+		}
+		for (size_t k = 0; k < j->n; k++)
+			sender_outcome(snd, j, k, DELIVERY_DEFERRED, "4.4.1",
+				       why, "none", q->key);
+		sender_job_done(snd, j);
+	}
+}

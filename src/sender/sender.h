@@ -63,6 +63,11 @@ void sender_job_done(struct sender *, struct job *);
 void sender_client_closed(struct sender *, struct mxq *);
 /* Queues a job on q and starts a session when none is open. */
 void sender_enqueue(struct sender *, struct mxq *, struct job *);
+/* Queues a job on the queue of its current host (route->hosts[hop]). */
+void sender_route_job(struct sender *, struct job *);
+/* q's host could not be used: every job on it moves to its own next MX
+ * host, or is deferred with why when it has none left. */
+void sender_failover(struct sender *, struct mxq *, const char *why);
 
 /* route.c: sends a loaded message's recipients towards their queues. */
 struct route_cache *route_cache_new(void);
