@@ -30,14 +30,18 @@ static const char usage[] =
     "      --check-config  validate the configuration and exit\n"
     "  health              exit 0 when the running smtpd answers 220\n";
 
-/* select() can't watch fds >= FD_SETSIZE; ask for that many, no more. */
+/*
+ * Sockets must stay below FD_SETSIZE for select(); the tmp files of
+ * sessions in DATA need not, so ask for twice that many descriptors and
+ * let files take the high numbers once the low ones are in use.
+ */
 static void
 raise_fd_limit(struct smtpd_config *cfg)
 {
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
 		return;
-	rlim_t want = FD_SETSIZE;
+	rlim_t want = 2 * FD_SETSIZE;
 	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
 		want = rl.rlim_max;
 	if (rl.rlim_cur < want) {

@@ -12,8 +12,9 @@
 #include "config.h"
 
 #define SMTPD_DEFAULT_CONFIG "/etc/mta/smtpd.yaml"
-/* Descriptors kept free for listeners, the maildir, logging and slack. */
-#define SMTPD_FD_RESERVE 32
+/* Descriptors below FD_SETSIZE kept for what is not a session: stdio,
+ * listeners, Maildir folders, the logger's and signals' pipes. */
+#define SMTPD_FD_RESERVE 16
 
 struct smtpd_config {
 	struct config_list listen;

@@ -7,7 +7,7 @@ import resource
 from smtp_wire import send_mail, make_message
 
 FD_LIMIT = 64
-RESERVE = 32  # SMTPD_FD_RESERVE in src/smtpd/smtpd_config.h
+RESERVE = 16  # SMTPD_FD_RESERVE in src/smtpd/smtpd_config.h
 
 
 def _low_fd_limit():
