@@ -5,10 +5,11 @@
  * writes what the protocol side queued, all on the one loop.
  *
  * Ending a session: a job in flight whose recipients have no outcome yet
- * goes back to the head of the queue when this session delivered
- * something (the server just capped us: "421 too many messages"), so the
- * next session sends it; a session that got nowhere defers everything
- * queued instead of reconnecting in a tight loop.
+ * goes back to the head of the queue. When this session delivered
+ * something (the server just capped us: "421 too many messages") the
+ * queue gets a new session; when it failed before delivering anything,
+ * every job moves on to its next MX host or is deferred, instead of
+ * reconnecting in a tight loop.
  */
 #include "client_int.h"
 
@@ -142,10 +143,11 @@ client_close(struct client *c, const char *why)
 	c->q->client = NULL;
 	snd->clients--;
 	c->state = CLIENT_CLOSED;
-	if (!c->progress || snd->stopping) {
-		const char *reason = why ? why : c->last_error;
-		sender_failover(snd, c->q, reason[0] ? reason : "no session");
-	}
+	/* A session that failed before delivering anything: this host is
+	 * no good for now. (A clean QUIT has why == NULL; jobs queued while
+	 * it was closing simply get a new session.) */
+	if (snd->stopping || (why && !c->progress))
+		sender_failover(snd, c->q, why ? why : "sender shutting down");
 	loop_defer_free(snd->loop, client_free, c);
 	sender_client_closed(snd, c->q);
 }
