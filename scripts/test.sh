@@ -24,7 +24,8 @@ run_suite() { # build dir, extra cmake args...
 	step "unit tests ($dir)"
 	(cd "$dir" && ctest --output-on-failure -j"$JOBS")
 	step "integration tests ($dir)"
-	SMTPD_BIN="$ROOT/$dir/smtpd" $PYTEST tests/integration
+	SMTPD_BIN="$ROOT/$dir/smtpd" SENDER_BIN="$ROOT/$dir/sender" \
+		$PYTEST tests/integration
 }
 
 run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo

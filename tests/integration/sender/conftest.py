@@ -1,8 +1,8 @@
 """Fixtures that run the real sender binary against real DNS and SMTP
 servers on 127.0.0.0/8 (no mocks of the network).
 
-* `dns` (session): dnsmasq on 127.0.0.1:<free port> serving the ZONE
-  below; names under .test that are not in it are NXDOMAIN.
+* `dns` (session): dnsmasq on 127.0.0.1:<free port> serving the zone in
+  testzone.py; names under .test that are not in it are NXDOMAIN.
 * `mx` (per test): picks one port free on every MX address (remote_port
   is global, so every sink listens on the same port on its own loopback
   address) and starts sinks on demand: mx.sink("mx1.test", **options).
@@ -51,6 +51,7 @@ merge = _smtpd_conftest.merge
 to_yaml = _smtpd_conftest.to_yaml
 
 SENDER_HOSTNAME = "sender.test"
+
 
 def dnsmasq_args(port, logfile):
     args = ["dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts",
@@ -114,7 +115,7 @@ def dns(tmp_path_factory):
     d.stop()
 
 
-# -- MX sinks ----------------------------------------------------------------------
+# -- MX sinks -----------------------------------------------------------------
 def port_free_on_all(addrs):
     """A TCP port that can be bound on every address in addrs."""
     for _ in range(200):
@@ -181,7 +182,7 @@ def mx():
                     pytrace=False)
 
 
-# -- the sender ----------------------------------------------------------------------
+# -- the sender ---------------------------------------------------------------
 def sender_bin():
     return os.environ.get("SENDER_BIN", str(REPO / "build" / "sender"))
 
@@ -208,7 +209,7 @@ class Sender:
             (self.maildir / sub).mkdir(parents=True, exist_ok=True)
         self.spool.mkdir(parents=True, exist_ok=True)
 
-    # -- queue files -------------------------------------------------------------
+    # -- queue files ----------------------------------------------------------
     def drop(self, rcpts, message=None, mail_from="alice@example.org",
              params=(), raw=None, mtime=None):
         """Writes a queue file as smtpd does (tmp/ then rename into new/)
@@ -267,7 +268,7 @@ class Sender:
             return []
         return sorted(p.name for p in d.iterdir() if p.is_file())
 
-    # -- life cycle --------------------------------------------------------------
+    # -- life cycle -----------------------------------------------------------
     def start(self, timeout=10.0):
         with open(self.stdout_path, "ab") as out, \
                 open(self.stderr_path, "ab") as err:
@@ -295,7 +296,7 @@ class Sender:
             self.proc.send_signal(sig)
         return self.proc.wait(timeout)
 
-    # -- output ------------------------------------------------------------------
+    # -- output ---------------------------------------------------------------
     def stderr(self):
         try:
             return self.stderr_path.read_text("utf-8", "replace")

@@ -178,7 +178,7 @@ class Sink:
         self._threads = []
         self._lsock = None
 
-    # -- life cycle ------------------------------------------------------------
+    # -- life cycle -----------------------------------------------------------
     def start(self):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -221,7 +221,7 @@ class Sink:
             t.start()
             self._threads.append(t)
 
-    # -- evidence --------------------------------------------------------------
+    # -- evidence -------------------------------------------------------------
     def violation(self, conn, what):
         with self.lock:
             self.violations.append(f"{self.name} conn {conn.id}: {what}")
@@ -236,10 +236,6 @@ class Sink:
                  lambda: f"{n} messages at {self.name}, have "
                          f"{len(self.messages)}: {self.conns}")
         return self.snapshot()
-
-    def closed_conns(self):
-        with self.lock:
-            return [c for c in self.conns if c.t_close is not None]
 
     def wait_idle(self, timeout=10.0):
         """Waits until every connection so far has been closed."""
@@ -534,7 +530,7 @@ class Sink:
         return True
 
 
-# -- aiosmtpd ------------------------------------------------------------------
+# -- aiosmtpd -----------------------------------------------------------------
 class _AioHandler:
     def __init__(self, sink):
         self.sink = sink

@@ -1,12 +1,18 @@
 """The command line: --version, --help, --check-config, exit codes
 (0 ok, 64 usage, 78 configuration), the FQDN warning."""
 
+import os
 import re
+import shutil
 import subprocess
 
-from .conftest import sender_bin
+import pytest
 
-# pytest's "sender" fixture is used only for its config writer.
+from .conftest import sender_bin
+from .sinks import wait_for
+
+# The "sender" fixture is used for its config writer (and for the
+# binary-present check).
 
 
 def run(*args, timeout=15):
@@ -48,6 +54,23 @@ def test_check_config(sender):
 
 def test_hostname_not_fqdn_warns(sender, mx):
     s = sender(hostname="sender")
-    warns = [e for e in s.logs() if e.get("level") == "warn"]
-    assert any("hostname" in str(e).lower() or "fqdn" in str(e).lower()
-               for e in warns), s.tail()
+    wait_for(lambda: [e for e in s.logs() if e.get("level") == "warn" and
+                      ("hostname" in str(e).lower() or
+                       "fqdn" in str(e).lower())], 5,
+             lambda: f"a warning about the hostname: {s.tail()}")
+
+
+def test_spool_on_another_filesystem_refused(sender, tmp_path):
+    shm = "/dev/shm"
+    if not os.path.isdir(shm) or os.stat(shm).st_dev == \
+            os.stat(tmp_path).st_dev:
+        pytest.skip("no second filesystem at /dev/shm")
+    spool = os.path.join(shm, f"sender-test-{os.getpid()}")
+    os.makedirs(spool, exist_ok=True)
+    try:
+        s = sender(start=False, spool=spool)
+        r = run("-c", str(s.config_path), timeout=10)
+        assert r.returncode == 78, r
+        assert "filesystem" in r.stderr and spool in r.stderr, r.stderr
+    finally:
+        shutil.rmtree(spool, ignore_errors=True)

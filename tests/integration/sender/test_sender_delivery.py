@@ -88,6 +88,22 @@ def test_messages_arrive_byte_exact_with_their_envelope(sender, mx, kind):
         assert conn.helo == ("EHLO", "sender.test")
 
 
+def test_body_8bitmime_only_when_offered(sender, mx):
+    """The envelope says BODY=8BITMIME (the body happens to be 7-bit):
+    the parameter goes only to a server that offers 8BITMIME (the sink
+    flags a parameter that was not offered)."""
+    plain = mx.sink("mx1.test", eightbitmime=False)
+    eight = mx.sink("mx2.test", eightbitmime=True)
+    s = sender(start=False)
+    qid = s.drop(["a@one.test", "b@two.test"], params=["BODY=8BITMIME"])
+    s.start()
+    s.wait_log("msg.done", queue_id=qid)
+    (p,) = plain.wait_messages(1)
+    (e,) = eight.wait_messages(1)
+    assert not [x for x in p.params if x.upper().startswith("BODY")]
+    assert "BODY=8BITMIME" in e.params
+
+
 def test_implicit_mx_from_a_record(sender, mx):
     sink = mx.sink("implicit.test")
     s = sender(start=False)
@@ -112,8 +128,26 @@ def test_primary_mx_down_secondary_used(sender, mx):
     (e,) = outcomes(s)["u@backup.test"]
     assert (e["status"], e["queue_id"]) == ("sent", qid)
     assert e["relay"] == relay("mx5.test", mx.port)
-    # The queue is keyed by the most preferred host (contract).
-    assert e["mx"] == "deadmx.test"
+    # The session to mx5.test is mx5.test's (one socket per MX host).
+    assert e["mx"] == "mx5.test"
+    (opened,) = s.find_logs("session.open")
+    assert (opened["mx"], opened["relay"]) == ("mx5.test", e["relay"])
+
+
+def test_backup_and_primary_of_one_host_share_its_socket(sender, mx):
+    """mx5.test is the backup of backup.test and the primary of
+    five.test: whatever the route, one socket to it at a time (checked
+    by the mx fixture) and every message once."""
+    sink = mx.sink("mx5.test")
+    s = sender(start=False)
+    qids = []
+    for i in range(10):
+        qids.append(s.drop([f"b{i}@backup.test"]))
+        qids.append(s.drop([f"f{i}@five.test"]))
+    s.start()
+    s.wait_done(20)
+    one_each(sink.wait_messages(20), qids)
+    assert sink.max_active == 1
 
 
 def test_one_recipient_rejected_others_delivered(sender, mx):

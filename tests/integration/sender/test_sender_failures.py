@@ -59,7 +59,7 @@ def test_dns_server_down_defers(sender, mx):
     assert (d["status"], d["dsn"], d["relay"]) == ("deferred", "4.4.3",
                                                    "none"), d
     assert bare(d["to"]) == "u@one.test"
-    assert s.find_logs("dns.fail", domain="one.test"), s.tail()
+    s.wait_log("dns.fail", domain="one.test")
     # Deferred: the file stays claimed in the instance folder.
     assert s.spool_files() == [name]
     assert s.new_files() == [] and s.cur_files() == []
@@ -143,5 +143,5 @@ def test_backup_mx_serves_only_its_own_domain(sender, mx):
                   "v@dead.test": ["delivery.deferred"]}, st
     assert [r for m in backup.snapshot() for r in m.rcpts] == [
         "u@backup.test"]
-    assert s.find_logs("msg.done", queue_id=q_backup)
+    s.wait_log("msg.done", queue_id=q_backup)
     assert not s.find_logs("msg.done", queue_id=q_dead)

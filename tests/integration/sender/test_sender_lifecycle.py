@@ -95,3 +95,20 @@ def test_smarthost_takes_everything_without_dns(sender, mx):
     assert len(relay_sink.conns) == 1
     for e in s.find_logs("delivery.sent"):
         assert f"[127.0.0.4]:{mx.port}" in e["relay"], e
+
+
+def test_new_mail_picked_up_without_waiting_for_the_scan(sender, mx):
+    """inotify on new/: with a scan only every minute a message dropped
+    while the sender runs still goes out at once."""
+    sink = mx.sink("mx1.test")
+    s = sender(start=False, scan_interval="60s")
+    first = s.drop(["a@one.test"])
+    s.start()
+    # Once the first is done the start-up scan is over; the next file
+    # can only be found by watching the folder.
+    s.wait_log("msg.done", queue_id=first)
+    t0 = time.monotonic()
+    qid = s.drop(["b@one.test"])
+    s.wait_log("msg.done", timeout=5, queue_id=qid)
+    assert time.monotonic() - t0 < 3.0
+    one_each(sink.wait_messages(2), [first, qid])

@@ -7,7 +7,7 @@ HOSTS = {
     "mx2.test": "127.0.0.3",
     "mx3.test": "127.0.0.4",
     "mx4.test": "127.0.0.5",      # MX of shared-a.test and shared-b.test
-    "mx5.test": "127.0.0.6",      # secondary of backup.test
+    "mx5.test": "127.0.0.6",      # backup of backup.test, MX of five.test
     "mx6.test": "127.0.0.7",      # primary of busy.test
     "mx7.test": "127.0.0.8",      # secondary of busy.test
     "deadmx.test": "127.0.0.30",  # primary of backup.test: nothing listens
@@ -21,6 +21,7 @@ MX = [
     ("shared-b.test", "mx4.test", 10),
     ("backup.test", "deadmx.test", 10),
     ("backup.test", "mx5.test", 20),
+    ("five.test", "mx5.test", 10),      # mx5.test as a primary too
     ("busy.test", "mx6.test", 10),
     ("busy.test", "mx7.test", 20),
     ("dead.test", "deadmx.test", 10),   # its only MX refuses connections
