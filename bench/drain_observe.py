@@ -17,6 +17,7 @@ import socket
 import statistics
 import struct
 import subprocess
+import threading
 import time
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
@@ -147,19 +148,21 @@ class TcpWatch:
         self.ports = [set() for _ in addrs]
 
     def sample(self):
-        """Returns the number of established sink connections now."""
-        now = [0] * len(self.max)
+        """Returns the number of established sink connections now.
+        /proc/net/tcp is not an atomic snapshot (a socket can be listed
+        twice while the table changes), so peers are counted as a set."""
+        now = [set() for _ in self.max]
         with open("/proc/net/tcp") as f:
             next(f)
             for line in f:
                 parts = line.split(None, 4)
                 i = self.keys.get(parts[1])
                 if i is not None and parts[3] == "01":
-                    now[i] += 1
-                    self.ports[i].add(parts[2])
-        for i, n in enumerate(now):
-            self.max[i] = max(self.max[i], n)
-        return sum(now)
+                    now[i].add(parts[2])
+        for i, peers in enumerate(now):
+            self.max[i] = max(self.max[i], len(peers))
+            self.ports[i] |= peers
+        return sum(len(p) for p in now)
 
     def settle(self, timeout=10.0):
         """Waits until no connection to a sink is open."""
@@ -229,25 +232,53 @@ def cpu_seconds(pid):
     return int(fields[11]) / hz, int(fields[12]) / hz
 
 
-def dir_fsync_probe(workdir, n=40):
-    """Median ms of what sender does per delivered message: rename a file
-    from one directory into another, then fsync both directories."""
-    a, b = os.path.join(workdir, "probe-a"), os.path.join(workdir, "probe-b")
-    for d in (a, b):
-        os.makedirs(d, exist_ok=True)
-    with open(os.path.join(a, "f"), "wb") as f:
-        f.write(b"x" * 1024)
-    fds = [os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in (a, b)]
-    times = []
-    try:
-        for i in range(n):
-            src, dst = (0, 1) if i % 2 == 0 else (1, 0)
-            t0 = time.monotonic()
-            os.rename("f", "f", src_dir_fd=fds[src], dst_dir_fd=fds[dst])
-            os.fsync(fds[dst])
-            os.fsync(fds[src])
-            times.append(time.monotonic() - t0)
-    finally:
-        for fd in fds:
-            os.close(fd)
-    return statistics.median(times) * 1000
+class FsyncSampler:
+    """What sender does per delivered message, timed in the background
+    during a drain: rename a 1 KiB file from one directory into another,
+    then fsync both directories. One sample every `every` seconds (two
+    fsyncs per 0.25 s next to the thousands the drain itself does)."""
+
+    def __init__(self, workdir, every=0.25):
+        self.dirs = [os.path.join(workdir, "probe-a"),
+                     os.path.join(workdir, "probe-b")]
+        self.every = every
+        self.times = []
+        self.stop_ev = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        for d in self.dirs:
+            os.makedirs(d, exist_ok=True)
+        for d in self.dirs:
+            if os.path.exists(os.path.join(d, "f")):
+                os.unlink(os.path.join(d, "f"))
+        with open(os.path.join(self.dirs[0], "f"), "wb") as f:
+            f.write(b"x" * 1024)
+        self.thread.start()
+        return self
+
+    def _run(self):
+        fds = [os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in self.dirs]
+        try:
+            i = 0
+            while not self.stop_ev.is_set():
+                src, dst = (0, 1) if i % 2 == 0 else (1, 0)
+                t0 = time.monotonic()
+                os.rename("f", "f", src_dir_fd=fds[src],
+                          dst_dir_fd=fds[dst])
+                os.fsync(fds[dst])
+                os.fsync(fds[src])
+                self.times.append(time.monotonic() - t0)
+                i += 1
+                self.stop_ev.wait(self.every)
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def stop(self):
+        """Mean milliseconds of the samples so far (None without any): the
+        mean, since a drain pays the sum, tail included."""
+        self.stop_ev.set()
+        if self.thread.is_alive():
+            self.thread.join()
+        return statistics.fmean(self.times) * 1000 if self.times else None

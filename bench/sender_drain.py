@@ -45,7 +45,7 @@ import threading
 import time
 
 from drain_observe import (POLL, Dns, Sinks, TcpWatch, cpu_seconds,
-                           dir_fsync_probe, free_port, mx_addr, run_text,
+                           FsyncSampler, free_port, mx_addr, run_text,
                            stop_process)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -141,7 +141,7 @@ class Result:
         self.notes = []
         self.events = {}
         self.cpu = None         # sender only: (user, system) seconds
-        self.fsync_ms = None    # dir_fsync_probe() right before the run
+        self.fsync_ms = None    # FsyncSampler mean during the drain
 
 
 def watch_drain(res, n, sinks, tcp, done_fn, proc, timeout, t0):
@@ -168,8 +168,8 @@ def watch_drain(res, n, sinks, tcp, done_fn, proc, timeout, t0):
 
 def finish_counts(res, sinks, tcp, per_sink):
     if not tcp.settle():
-        res.notes.append("connections to the sinks still open 10 s after "
-                         "the client stopped")
+        res.notes.append("FINDING: connections to the sinks still open "
+                         "10 s after the client stopped")
     time.sleep(0.2)  # the sink bumps sess= once it has seen the close
     res.sink = sinks.counters()
     res.max_conc = tcp.max
@@ -203,16 +203,19 @@ def run_sender(args, msgs, per_sink, sink_port, dns_port, prefix):
         sinks.start()
         tcp = TcpWatch(sinks.addrs, sink_port)
         os.sync()
-        res.fsync_ms = dir_fsync_probe(args.workdir)
         cur = os.path.join(maildir, "cur")
         with open(log_path, "wb") as out, \
                 open(prefix + "-sender.stderr", "wb") as err:
             t0 = time.monotonic()
             proc = subprocess.Popen([args.sender, "-c", conf], stdout=out,
                                     stderr=err, stdin=subprocess.DEVNULL)
-        watch_drain(res, len(msgs), sinks, tcp,
-                    lambda: len(os.listdir(cur)) >= len(msgs), proc,
-                    args.timeout, t0)
+        fsync = FsyncSampler(args.workdir).start()
+        try:
+            watch_drain(res, len(msgs), sinks, tcp,
+                        lambda: len(os.listdir(cur)) >= len(msgs), proc,
+                        args.timeout, t0)
+        finally:
+            res.fsync_ms = fsync.stop()
         res.cpu = cpu_seconds(proc.pid)
         rc = stop_process(proc)
         if rc != 0:
@@ -233,6 +236,10 @@ def run_sender(args, msgs, per_sink, sink_port, dns_port, prefix):
     if flagged:
         res.notes.append("FINDING: %d cur/ files not flagged :2,P (e.g. %s)"
                          % (len(flagged), flagged[0]))
+    with open(prefix + "-sender.stderr", errors="replace") as f:
+        err = f.read().strip()
+    if err:
+        res.notes.append("sender stderr: %s" % err.splitlines()[0])
     sender_log_checks(res, log_path, args.hosts)
     return res
 
@@ -331,13 +338,16 @@ def run_postfix(args, msgs, per_sink, sink_port, prefix, started):
                                           args.inject_sessions))
         relay("release")
         os.sync()
-        res.fsync_ms = dir_fsync_probe(args.workdir)
         qdir = os.path.join(pfdir, "queue")
         t0 = time.monotonic()
         relay("flush")
-        watch_drain(res, len(msgs), sinks, tcp,
-                    lambda: pf_queue_files(qdir) == 0, None, args.timeout,
-                    t0)
+        fsync = FsyncSampler(args.workdir).start()
+        try:
+            watch_drain(res, len(msgs), sinks, tcp,
+                        lambda: pf_queue_files(qdir) == 0, None,
+                        args.timeout, t0)
+        finally:
+            res.fsync_ms = fsync.stop()
         pq = run_text(["postqueue", "-c", os.path.join(pfdir, "etc"),
                        "-p"])
         if "Mail queue is empty" not in pq:
@@ -412,13 +422,14 @@ def report(args, results):
     n = args.messages
     out = ["| system | run | drain s | msg/s | all at sinks s | connections "
            "per MX (sink count) | most open at once per MX | "
-           "rename + 2 dir fsyncs, ms |",
+           "rename + 2 dir fsyncs during the drain, mean ms |",
            "|---|---|---|---|---|---|---|---|"]
     for r in results:
-        out.append("| %s | %d | %s | %s | %s | %s | %s | %.2f |" % (
+        out.append("| %s | %d | %s | %s | %s | %s | %s | %s |" % (
             r.name, r.run, secs(r.t_done), rate(n, r.t_done),
             secs(r.t_sinks), compact([c[0] for c in r.sink]),
-            compact(r.max_conc), r.fsync_ms or 0))
+            compact(r.max_conc), "%.2f" % r.fsync_ms if r.fsync_ms
+            else "-"))
     med = {}
     for name in ("sender", "Postfix"):
         times = [r.t_done for r in results if r.name == name]

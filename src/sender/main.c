@@ -223,7 +223,8 @@ run(const struct sender_config *cfg)
 		fprintf(stderr, "sender: dns: %s\n", err);
 		goto out;
 	}
-	if (loop_signal(snd.loop, SIGTERM, on_stop_signal, &snd) != 0 ||
+	if (loop_on_pass_end(snd.loop, sender_sync_retired, &snd) != 0 ||
+	    loop_signal(snd.loop, SIGTERM, on_stop_signal, &snd) != 0 ||
 	    loop_signal(snd.loop, SIGINT, on_stop_signal, &snd) != 0 ||
 	    loop_signal(snd.loop, SIGUSR1, on_usr1, &snd) != 0) {
 		fprintf(stderr, "sender: signals: %s\n", strerror(errno));

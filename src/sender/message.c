@@ -274,18 +274,12 @@ message_retire(const struct message *m, int dir_fd, int cur_fd, bool keep)
 		errno = EBUSY;
 		return -1;
 	}
-	if (!keep) {
-		if (unlinkat(dir_fd, m->name, 0) != 0)
-			return -1;
-		return message_sync_dirs(dir_fd, -1);
-	}
+	if (!keep)
+		return unlinkat(dir_fd, m->name, 0);
 	/* Maildir info "2," then the flags in ASCII order: P(assed), T */
 	snprintf(dest, sizeof dest, "%s:2,%s", m->name,
 		 message_any_failed(m) ? "PT" : "P");
-	if (renameat(dir_fd, m->name, cur_fd, dest) != 0)
-		return -1;
-	/* cur/ first: once that is durable the message is done for good */
-	return message_sync_dirs(cur_fd, dir_fd);
+	return renameat(dir_fd, m->name, cur_fd, dest);
 }
 
 int

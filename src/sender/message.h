@@ -53,8 +53,10 @@ bool message_final(const struct message *);
 
 /*
  * Every recipient final: moves dir_fd/name to cur_fd/name + ":2,P" (all
- * delivered) or ":2,PT"... when keep, else unlinks it. Syncs the
- * directories touched. Returns 0 or -1 with errno.
+ * delivered) or ":2,PT" (some failed) when keep, else unlinks it. The
+ * directories are not synced here: the caller syncs cur/ and dir once for
+ * every message retired in a loop pass (a crash before that sync at
+ * worst sends the message again, never loses it). Returns 0 or -1.
  */
 int message_retire(const struct message *, int dir_fd, int cur_fd, bool keep);
 /* Moves dir_fd/name into aside_fd (malformed/), syncing both; 0 or -1. */

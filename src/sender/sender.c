@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "log.h"
@@ -72,22 +73,25 @@ sender_check_done(struct sender *snd, struct message *m)
 		deferred += m->state[i] == RCPT_DEFERRED;
 	}
 	const char *event = "msg.deferred";
-	if (deferred == 0) {
+	enum log_level level = LOG_INFO;
+	int err = 0;
+	if (deferred == 0 && message_retire(m, snd->inst_fd, snd->cur_fd,
+					    snd->cfg->keep_delivered) == 0) {
 		event = "msg.done";
-		if (message_retire(m, snd->inst_fd, snd->cur_fd,
-				   snd->cfg->keep_delivered) != 0) {
-			struct log_line *l =
-			    log_begin(snd->log, LOG_ERROR, "msg.retire_failed");
-			log_str(l, "queue_id", m->queue_id);
-			log_str(l, "error", strerror(errno));
-			log_end(l);
-		}
+		snd->retired++;
+	} else if (deferred == 0) {
+		/* The file stays in the instance folder; a restart retries. */
+		err = errno;
+		event = "msg.retire_failed";
+		level = LOG_ERROR;
 	}
-	struct log_line *l = log_begin(snd->log, LOG_INFO, event);
+	struct log_line *l = log_begin(snd->log, level, event);
 	log_str(l, "queue_id", m->queue_id);
 	log_uint(l, "sent", sent);
 	log_uint(l, "bounced", bounced);
 	log_uint(l, "deferred", deferred);
+	if (err)
+		log_str(l, "error", strerror(err));
 	log_end(l);
 	snd->messages--;
 	message_free(m);
@@ -167,8 +171,27 @@ sender_failover(struct sender *snd, struct mxq *q, const char *why)
 			continue;
 		}
 		for (size_t k = 0; k < j->n; k++)
-			sender_outcome(snd, j, k, DELIVERY_DEFERRED, "4.4.1",
-				       why, "none", q->key);
+			sender_outcome(snd, j, k, DELIVERY_DEFERRED,
+				       snd->stopping ? "4.3.2" : "4.4.1", why,
+				       "none", q->key);
 		sender_job_done(snd, j);
+	}
+}
+
+void
+sender_sync_retired(struct loop *loop, void *arg)
+{
+	struct sender *snd = arg;
+	(void)loop;
+	if (snd->retired == 0)
+		return;
+	snd->retired = 0;
+	/* cur/ first: once that is durable the messages are done for good */
+	if ((snd->cfg->keep_delivered && fsync(snd->cur_fd) != 0) ||
+	    fsync(snd->inst_fd) != 0) {
+		struct log_line *l =
+		    log_begin(snd->log, LOG_ERROR, "spool.sync_failed");
+		log_str(l, "error", strerror(errno));
+		log_end(l);
 	}
 }

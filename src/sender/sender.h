@@ -41,6 +41,7 @@ struct sender {
 	struct route_cache *routes;
 	size_t messages; /* loaded and not yet finished */
 	size_t clients;	 /* open client sessions */
+	size_t retired;	 /* retired since the folders were last synced */
 	bool stopping;
 	struct loop_timer stop_timer; /* bounds the graceful stop */
 };
@@ -52,6 +53,9 @@ void sender_settle(struct sender *, struct message *, size_t i,
 		   const char *relay, const char *mx);
 /* Retires or releases msg once nothing refers to it and all are settled. */
 void sender_check_done(struct sender *, struct message *);
+/* Loop pass-end hook: one sync of cur/ and the instance folder for every
+ * message retired in the pass (group commit). */
+void sender_sync_retired(struct loop *, void *sender);
 
 /* One recipient's outcome (k indexes job->rcpt). relay may be "none". */
 void sender_outcome(struct sender *, struct job *, size_t k,
