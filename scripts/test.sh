@@ -44,6 +44,7 @@ if [ -z "${SKIP_SANITIZE:-}" ]; then
 		work=$(mktemp -d)
 		cp tests/fuzz/corpus/"$name"/* "$work"/
 		"$f" -max_total_time="${FUZZ_SECONDS:-20}" -print_final_stats=0 \
+			-artifact_prefix="$ROOT/build-fuzz/" \
 			"$work" 2>"$work.log" || {
 			tail -50 "$work.log"
 			echo "fuzz target $name failed" >&2

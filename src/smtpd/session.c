@@ -58,9 +58,13 @@ session_free(struct session *s)
 {
 	if (!s)
 		return;
-	/* A queued commit must finish before the file it points to goes. */
-	if (s->state == SESSION_DELIVERING)
+	/* A queued commit must finish before the file it points to goes;
+	 * as the peer is gone, its callback must not run further input
+	 * (which could queue another commit of this session). */
+	if (s->state == SESSION_DELIVERING) {
+		s->eof = true;
 		maildir_flush(s->ctx->md);
+	}
 	session_data_abort(s);
 	loop_timer_disarm(s->ctx->loop, &s->timer);
 	free(s->rcpts);

@@ -383,9 +383,32 @@ test_byte_by_byte(void)
 	fixture_teardown(&f);
 }
 
+/* Freed while a commit is pending and a second message waits behind it:
+ * the first is committed, the second never starts (the peer is gone). */
+static void
+test_free_while_delivering(void)
+{
+	struct fixture f;
+	fixture_setup(&f, true);
+	take_output(f.s);
+	const char in[] = "EHLO c\r\nMAIL FROM:<a@b.test>\r\n"
+			  "RCPT TO:<x@y.test>\r\nDATA\r\none\r\n.\r\n"
+			  "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@y.test>\r\n"
+			  "DATA\r\ntwo\r\n.\r\n";
+	session_feed(f.s, in, sizeof in - 1);
+	CHECK_INT(session_state(f.s), SESSION_DELIVERING);
+	session_free(f.s);
+	f.s = NULL;
+	CHECK_INT(maildir_pending(f.md), 0);
+	CHECK_INT(count_dir(f.dir, "new"), 1);
+	CHECK_INT(count_dir(f.dir, "tmp"), 0);
+	fixture_teardown(&f);
+}
+
 int
 main(void)
 {
+	test_free_while_delivering();
 	test_greeting_and_ehlo();
 	test_sequence_errors();
 	test_message_stored();
