@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "client.h"
 #include "dns.h"
+#include "journal.h"
 #include "log.h"
 #include "loop.h"
 #include "maildir.h"
@@ -133,11 +134,15 @@ on_claim(void *arg, const char *name)
 		return;
 	}
 	snd->messages++;
+	/* Claimed before by this instance: who already has it? */
+	int done = journal_replay(snd->inst_fd, m);
 	struct log_line *l = log_begin(snd->log, LOG_INFO, "msg.claimed");
 	log_str(l, "queue_id", m->queue_id);
 	log_str(l, "from", m->env.from.addr);
 	log_uint(l, "nrcpt", m->env.nrcpt);
 	log_uint(l, "size", m->size);
+	if (done != 0)
+		log_int(l, "resumed_final", done);
 	log_end(l);
 	route_message(snd, m);
 }
@@ -212,6 +217,7 @@ run(const struct sender_config *cfg)
 	snd.log =
 	    log_start("sender", (enum log_level)cfg->log_level, STDOUT_FILENO);
 	snd.routes = route_cache_new();
+	journal_init(&snd.journal);
 	if (!snd.loop || !snd.log || !snd.routes ||
 	    mxq_table_init(&snd.queues) != 0) {
 		fprintf(stderr, "sender: start-up: %s\n", strerror(errno));
@@ -266,6 +272,7 @@ out:
 		loop_run_once(snd.loop, 0); /* deferred frees */
 	mxq_table_free(&snd.queues);
 	route_cache_free(snd.routes);
+	journal_fini(&snd.journal);
 	log_stop(snd.log);
 	loop_free(snd.loop);
 	close_dirs(&dirs);

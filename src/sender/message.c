@@ -141,6 +141,7 @@ message_build(const char *name, struct envelope *env, const struct stat *st)
 		free(m);
 		return NULL;
 	}
+	m->journal_fd = -1;
 	snprintf(m->name, sizeof m->name, "%s", name);
 	if (idlen > MAILDIR_QUEUE_ID_MAX)
 		idlen = MAILDIR_QUEUE_ID_MAX;
@@ -212,6 +213,8 @@ message_free(struct message *m)
 {
 	if (!m)
 		return;
+	if (m->journal_fd >= 0)
+		close(m->journal_fd); /* journal_close() normally did */
 	envelope_free(&m->env);
 	free(m->state);
 	free(m);

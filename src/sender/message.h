@@ -30,6 +30,7 @@ struct message {
 	unsigned jobs;		/* queue entries that still refer to it */
 	uint64_t size;		/* file size in bytes */
 	int64_t queued_ms;	/* wall clock: when smtpd accepted it (mtime) */
+	int journal_fd;		/* journal.c's, -1 until the first outcome */
 };
 
 enum message_err {

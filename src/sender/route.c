@@ -290,10 +290,15 @@ route_message(struct sender *snd, struct message *m)
 			sender_settle(snd, m, i, DELIVERY_DEFERRED, "4.3.0",
 				      "out of memory", "none", "");
 	} else if (snd->cfg->smarthost[0]) {
+		size_t g = 0;
 		for (size_t i = 0; i < n; i++)
-			group[i] = i;
-		route_smarthost(snd, m, group, n);
+			if (m->state[i] == RCPT_PENDING)
+				group[g++] = i;
+		if (g > 0)
+			route_smarthost(snd, m, group, g);
 	} else {
+		for (size_t i = 0; i < n; i++) /* settled by the journal */
+			done[i] = m->state[i] != RCPT_PENDING;
 		for (size_t i = 0; i < n; i++) {
 			if (done[i])
 				continue;

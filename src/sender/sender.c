@@ -47,10 +47,16 @@ sender_settle(struct sender *snd, struct message *m, size_t i,
 	log_str(l, "reply", reply);
 	log_str(l, "mx", mx);
 	log_end(l);
-	message_settle(m, i,
-		       st == DELIVERY_SENT	? RCPT_SENT
-		       : st == DELIVERY_BOUNCED ? RCPT_FAILED
-						: RCPT_DEFERRED);
+	enum rcpt_state rs = st == DELIVERY_SENT      ? RCPT_SENT
+			     : st == DELIVERY_BOUNCED ? RCPT_FAILED
+						      : RCPT_DEFERRED;
+	message_settle(m, i, rs);
+	if (journal_append(&snd->journal, snd->inst_fd, m, i, rs) != 0) {
+		l = log_begin(snd->log, LOG_ERROR, "journal.write_failed");
+		log_str(l, "queue_id", m->queue_id);
+		log_str(l, "error", strerror(errno));
+		log_end(l);
+	}
 }
 
 void
@@ -79,6 +85,8 @@ sender_check_done(struct sender *snd, struct message *m)
 					    snd->cfg->keep_delivered) == 0) {
 		event = "msg.done";
 		snd->retired++;
+		journal_close(&snd->journal, m);
+		journal_remove(snd->inst_fd, m->name);
 	} else if (deferred == 0) {
 		/* The file stays in the instance folder; a restart retries. */
 		err = errno;
@@ -93,6 +101,7 @@ sender_check_done(struct sender *snd, struct message *m)
 	if (err)
 		log_str(l, "error", strerror(err));
 	log_end(l);
+	journal_close(&snd->journal, m);
 	snd->messages--;
 	message_free(m);
 	if (snd->stopping && snd->messages == 0 && snd->clients == 0)
@@ -183,6 +192,12 @@ sender_sync_retired(struct loop *loop, void *arg)
 {
 	struct sender *snd = arg;
 	(void)loop;
+	if (journal_sync(&snd->journal) != 0) {
+		struct log_line *l =
+		    log_begin(snd->log, LOG_ERROR, "journal.sync_failed");
+		log_str(l, "error", strerror(errno));
+		log_end(l);
+	}
 	if (snd->retired == 0)
 		return;
 	snd->retired = 0;

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "journal.h"
 #include "loop.h"
 #include "message.h"
 #include "mxq.h"
@@ -39,6 +40,7 @@ struct sender {
 	int aside_fd; /* <spool>/malformed */
 	struct mxq_table queues;
 	struct route_cache *routes;
+	struct journal journal;
 	size_t messages; /* loaded and not yet finished */
 	size_t clients;	 /* open client sessions */
 	size_t retired;	 /* retired since the folders were last synced */
@@ -53,8 +55,9 @@ void sender_settle(struct sender *, struct message *, size_t i,
 		   const char *relay, const char *mx);
 /* Retires or releases msg once nothing refers to it and all are settled. */
 void sender_check_done(struct sender *, struct message *);
-/* Loop pass-end hook: one sync of cur/ and the instance folder for every
- * message retired in the pass (group commit). */
+/* Loop pass-end hook (group commit): one flush of every journal written
+ * in the pass, then one sync of cur/ and the instance folder for every
+ * message retired in it. */
 void sender_sync_retired(struct loop *, void *sender);
 
 /* One recipient's outcome (k indexes job->rcpt). relay may be "none". */

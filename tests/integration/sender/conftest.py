@@ -266,7 +266,9 @@ class Sender:
         d = self.spool / (sub or self.cfg["instance"])
         if not d.is_dir():
             return []
-        return sorted(p.name for p in d.iterdir() if p.is_file())
+        # Hidden files are the sender's journals, not queued messages.
+        return sorted(p.name for p in d.iterdir()
+                      if p.is_file() and not p.name.startswith("."))
 
     # -- life cycle -----------------------------------------------------------
     def start(self, timeout=10.0):

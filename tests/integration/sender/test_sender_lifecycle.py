@@ -112,3 +112,31 @@ def test_new_mail_picked_up_without_waiting_for_the_scan(sender, mx):
     s.wait_log("msg.done", timeout=5, queue_id=qid)
     assert time.monotonic() - t0 < 3.0
     one_each(sink.wait_messages(2), [first, qid])
+
+
+def test_restart_never_resends_to_a_delivered_recipient(sender, mx):
+    """One recipient delivered, one deferred (its only MX refuses
+    connections): the journal remembers the delivery, so a restart of
+    the same instance tries only the deferred one."""
+    sink = mx.sink("mx1.test")
+    s = sender(start=False)
+    qid = s.drop(["a@one.test", "v@dead.test"])
+    s.start()
+    s.wait_log("msg.deferred", queue_id=qid)
+    assert s.stop() == 0
+    one_each(sink.snapshot(), [qid])
+    name = f"{qid}.test"
+    assert s.spool_files() == [name]
+    journal = s.spool / s.cfg["instance"] / f".{name}.journal"
+    assert sorted(journal.read_text().splitlines()) == ["0 S", "1 D"]
+
+    s2 = sender(instance=s.cfg["instance"])
+    claimed = s2.wait_log("msg.claimed", queue_id=qid)
+    assert claimed["resumed_final"] == 1
+    s2.wait_log("msg.deferred", queue_id=qid)
+    assert s2.stop() == 0
+    # Still exactly one copy at the sink, and the only new outcome is
+    # for the deferred recipient.
+    one_each(sink.snapshot(), [qid])
+    tos = [e["to"] for e in s2.logs() if e["event"].startswith("delivery.")]
+    assert tos == ["v@dead.test"]

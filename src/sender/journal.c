@@ -1,0 +1,178 @@
+/*
+ * journal: see journal.h. Lines are tiny and appended with O_APPEND, so a
+ * crash leaves at worst one torn last line, which replay ignores.
+ */
+#include "journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void
+journal_path(char *buf, size_t cap, const char *name)
+{
+	snprintf(buf, cap, ".%s.journal", name);
+}
+
+void
+journal_init(struct journal *j)
+{
+	memset(j, 0, sizeof *j);
+}
+
+void
+journal_fini(struct journal *j)
+{
+	free(j->dirty);
+	memset(j, 0, sizeof *j);
+}
+
+static int
+journal_mark_dirty(struct journal *j, int fd)
+{
+	for (size_t k = 0; k < j->count; k++)
+		if (j->dirty[k] == fd)
+			return 0;
+	if (j->count == j->cap) {
+		size_t cap = j->cap ? j->cap * 2 : 64;
+		int *p = realloc(j->dirty, cap * sizeof *p);
+		if (!p)
+			return -1;
+		j->dirty = p;
+		j->cap = cap;
+	}
+	j->dirty[j->count++] = fd;
+	return 0;
+}
+
+int
+journal_append(struct journal *j, int dir_fd, struct message *m, size_t i,
+	       enum rcpt_state st)
+{
+	static const char codes[] = {
+	    [RCPT_SENT] = 'S', [RCPT_FAILED] = 'B', [RCPT_DEFERRED] = 'D'};
+	char line[32];
+
+	if (st == RCPT_PENDING)
+		return 0;
+	if (m->journal_fd < 0) {
+		char path[JOURNAL_NAME_MAX];
+		journal_path(path, sizeof path, m->name);
+		m->journal_fd =
+		    openat(dir_fd, path,
+			   O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+		if (m->journal_fd < 0)
+			return -1;
+	}
+	int n = snprintf(line, sizeof line, "%zu %c\n", i, codes[st]);
+	ssize_t w;
+	do
+		w = write(m->journal_fd, line, (size_t)n);
+	while (w < 0 && errno == EINTR);
+	if (w != n) {
+		if (w >= 0)
+			errno = ENOSPC; /* a short write of a tiny line */
+		return -1;
+	}
+	return journal_mark_dirty(j, m->journal_fd);
+}
+
+int
+journal_sync(struct journal *j)
+{
+	int err = 0;
+	for (size_t k = 0; k < j->count; k++)
+		if (fdatasync(j->dirty[k]) != 0 && !err)
+			err = errno;
+	j->count = 0;
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
+void
+journal_close(struct journal *j, struct message *m)
+{
+	if (m->journal_fd < 0)
+		return;
+	for (size_t k = 0; k < j->count; k++) {
+		if (j->dirty[k] == m->journal_fd) {
+			/* its data must still reach the disk */
+			(void)fdatasync(m->journal_fd);
+			j->dirty[k] = j->dirty[--j->count];
+			break;
+		}
+	}
+	close(m->journal_fd);
+	m->journal_fd = -1;
+}
+
+/* Applies one "<index> <code>" line; anything else is ignored. */
+static int
+journal_apply(struct message *m, const char *line, size_t len)
+{
+	char buf[32];
+	size_t idx;
+	char code;
+
+	if (len == 0 || len >= sizeof buf)
+		return 0;
+	memcpy(buf, line, len);
+	buf[len] = '\0';
+	if (sscanf(buf, "%zu %c", &idx, &code) != 2 || idx >= m->env.nrcpt)
+		return 0;
+	if (code == 'S' && m->state[idx] == RCPT_PENDING)
+		return message_settle(m, idx, RCPT_SENT), 1;
+	if (code == 'B' && m->state[idx] == RCPT_PENDING)
+		return message_settle(m, idx, RCPT_FAILED), 1;
+	return 0; /* deferred: tried again */
+}
+
+int
+journal_replay(int dir_fd, struct message *m)
+{
+	char path[JOURNAL_NAME_MAX];
+	char buf[8192];
+	char line[64];
+	size_t llen = 0, total = 0;
+	int settled = 0;
+
+	journal_path(path, sizeof path, m->name);
+	int fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || (total += (size_t)n) > JOURNAL_READ_MAX) {
+			int err = n < 0 ? errno : 0;
+			close(fd);
+			errno = err;
+			return n < 0 ? -1 : settled;
+		}
+		for (ssize_t k = 0; k < n; k++) {
+			if (buf[k] == '\n') {
+				settled += journal_apply(m, line, llen);
+				llen = 0;
+			} else if (llen < sizeof line) {
+				line[llen++] = buf[k];
+			}
+		}
+	}
+}
+
+int
+journal_remove(int dir_fd, const char *name)
+{
+	char path[JOURNAL_NAME_MAX];
+	journal_path(path, sizeof path, name);
+	if (unlinkat(dir_fd, path, 0) != 0 && errno != ENOENT)
+		return -1;
+	return 0;
+}
