@@ -114,7 +114,8 @@ journal_close(struct journal *j, struct message *m)
 
 /* Applies one "<index> <code>" line; anything else is ignored. */
 static int
-journal_apply(struct message *m, const char *line, size_t len)
+journal_apply(struct message *m, unsigned *deferrals, const char *line,
+	      size_t len)
 {
 	char buf[32];
 	size_t idx;
@@ -130,6 +131,8 @@ journal_apply(struct message *m, const char *line, size_t len)
 		return message_settle(m, idx, RCPT_SENT), 1;
 	if (code == 'B' && m->state[idx] == RCPT_PENDING)
 		return message_settle(m, idx, RCPT_FAILED), 1;
+	if (code == 'D' && deferrals && ++deferrals[idx] > m->attempts)
+		m->attempts = deferrals[idx];
 	return 0; /* deferred: tried again */
 }
 
@@ -146,6 +149,10 @@ journal_replay(int dir_fd, struct message *m)
 	int fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -1;
+	/* per-recipient deferrals give the attempts made so far (NULL when
+	 * out of memory: the count then starts again, nothing else changes) */
+	unsigned *deferrals =
+	    calloc(m->env.nrcpt ? m->env.nrcpt : 1, sizeof *deferrals);
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof buf);
 		if (n < 0 && errno == EINTR)
@@ -153,12 +160,14 @@ journal_replay(int dir_fd, struct message *m)
 		if (n <= 0 || (total += (size_t)n) > JOURNAL_READ_MAX) {
 			int err = n < 0 ? errno : 0;
 			close(fd);
+			free(deferrals);
 			errno = err;
 			return n < 0 ? -1 : settled;
 		}
 		for (ssize_t k = 0; k < n; k++) {
 			if (buf[k] == '\n') {
-				settled += journal_apply(m, line, llen);
+				settled +=
+				    journal_apply(m, deferrals, line, llen);
 				llen = 0;
 			} else if (llen < sizeof line) {
 				line[llen++] = buf[k];

@@ -39,8 +39,9 @@ int journal_sync(struct journal *);
 void journal_close(struct journal *, struct message *);
 /*
  * Applies an existing journal to a freshly loaded message: recipients
- * recorded as sent or bounced become final. Returns how many, 0 when
- * there is no journal, -1 on a read error.
+ * recorded as sent or bounced become final, and m->attempts becomes the
+ * most deferrals any recipient had. Returns how many became final, 0
+ * when there is no journal, -1 on a read error.
  */
 int journal_replay(int dir_fd, struct message *);
 /* Removes the journal of a retired message (missing is fine). */

@@ -178,6 +178,7 @@ on_stop_signal(struct loop *loop, int signo, void *arg)
 	snd->stopping = true;
 	scan_free(snd->scan);
 	snd->scan = NULL;
+	retry_release_all(snd);
 	stop_all_clients(snd, false);
 	if (snd->messages == 0 && snd->clients == 0)
 		loop_stop(loop);
@@ -193,6 +194,7 @@ on_usr1(struct loop *loop, int signo, void *arg)
 	(void)signo;
 	if (snd->scan)
 		scan_kick(snd->scan);
+	retry_all_now(snd);
 }
 
 static int
@@ -261,6 +263,7 @@ run(const struct sender_config *cfg)
 	loop_timer_init(&snd.stop_timer, on_stop_timer, &snd);
 	rc = loop_run(snd.loop) == 0 ? 0 : 1;
 	loop_timer_disarm(snd.loop, &snd.stop_timer);
+	retry_release_all(&snd);
 	stop_all_clients(&snd, true);
 	l = log_begin(snd.log, LOG_INFO, "sender.stop");
 	log_uint(l, "unfinished", snd.messages);

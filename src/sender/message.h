@@ -12,6 +12,9 @@
 #include <stdint.h>
 
 #include "envelope.h"
+#include "loop.h"
+
+struct sender;
 #include "maildir.h"
 
 enum rcpt_state {
@@ -31,6 +34,12 @@ struct message {
 	uint64_t size;		/* file size in bytes */
 	int64_t queued_ms;	/* wall clock: when smtpd accepted it (mtime) */
 	int journal_fd;		/* journal.c's, -1 until the first outcome */
+	/* Waiting to retry deferred recipients (sender.c's): */
+	unsigned attempts; /* delivery attempts that ended deferred */
+	struct loop_timer retry;
+	struct sender *retry_owner;
+	struct message *next_waiting;
+	struct message *prev_waiting;
 };
 
 enum message_err {

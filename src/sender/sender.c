@@ -78,6 +78,21 @@ sender_check_done(struct sender *snd, struct message *m)
 		bounced += m->state[i] == RCPT_FAILED;
 		deferred += m->state[i] == RCPT_DEFERRED;
 	}
+	if (deferred > 0 && !snd->stopping) {
+		if (!retry_schedule(snd, m)) {
+			sender_check_done(snd, m); /* expired: all final */
+			return;
+		}
+		struct log_line *l =
+		    log_begin(snd->log, LOG_INFO, "msg.deferred");
+		log_str(l, "queue_id", m->queue_id);
+		log_uint(l, "sent", sent);
+		log_uint(l, "bounced", bounced);
+		log_uint(l, "deferred", deferred);
+		log_uint(l, "attempts", m->attempts);
+		log_end(l);
+		return;
+	}
 	const char *event = "msg.deferred";
 	enum log_level level = LOG_INFO;
 	int err = 0;

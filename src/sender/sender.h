@@ -41,6 +41,8 @@ struct sender {
 	struct mxq_table queues;
 	struct route_cache *routes;
 	struct journal journal;
+	struct message *waiting; /* deferred, waiting for their next try */
+	size_t nwaiting;
 	size_t messages; /* loaded and not yet finished */
 	size_t clients;	 /* open client sessions */
 	size_t retired;	 /* retired since the folders were last synced */
@@ -75,6 +77,14 @@ void sender_route_job(struct sender *, struct job *);
 /* q's host could not be used: every job on it moves to its own next MX
  * host, or is deferred with why when it has none left. */
 void sender_failover(struct sender *, struct mxq *, const char *why);
+
+/* retry.c. Schedules the next try of a message with deferred recipients
+ * (true), or fails them when it is too old (false: all final now). */
+bool retry_schedule(struct sender *, struct message *);
+/* SIGUSR1: every waiting message is tried in the next loop pass. */
+void retry_all_now(struct sender *);
+/* Shutdown: forgets waiting messages (they are safe on disk). */
+void retry_release_all(struct sender *);
 
 /* route.c: sends a loaded message's recipients towards their queues. */
 struct route_cache *route_cache_new(void);

@@ -99,6 +99,12 @@ static const struct config_key sender_keys[] = {
 	NULL),
     KEY("timeouts.data_end", CONFIG_DURATION, timeout_data_end, 100, DAY_MS,
 	NULL),
+    KEY("retry.min_backoff", CONFIG_DURATION, retry_min_backoff, 100, DAY_MS,
+	NULL),
+    KEY("retry.max_backoff", CONFIG_DURATION, retry_max_backoff, 100,
+	30 * DAY_MS, NULL),
+    KEY("retry.max_age", CONFIG_DURATION, retry_max_age, 1000, 365 * DAY_MS,
+	NULL),
     KEY("log.level", CONFIG_ENUM, log_level, 0, 0, level_names),
 };
 
@@ -124,6 +130,11 @@ sender_config_defaults(struct sender_config *c)
 	c->timeout_data = 120 * SEC;
 	c->timeout_data_block = 180 * SEC;
 	c->timeout_data_end = 600 * SEC;
+	/* Postfix's defaults: minimal_backoff_time, maximal_backoff_time,
+	 * maximal_queue_lifetime. */
+	c->retry_min_backoff = 300 * SEC;
+	c->retry_max_backoff = 4000 * SEC;
+	c->retry_max_age = 5 * DAY_MS;
 	c->log_level = LOG_INFO;
 	if (!c->maildir || !c->spool || !c->instance || !c->hostname ||
 	    !c->smarthost)
@@ -141,6 +152,13 @@ sender_config_load(struct sender_config *c, const char *file, char *err,
 	}
 	if (file && config_load(file, sender_keys, NKEYS, c, err, errlen) != 0)
 		return -1;
+	if (c->retry_max_backoff < c->retry_min_backoff) {
+		snprintf(err, errlen,
+			 "%s: retry.max_backoff is shorter than "
+			 "retry.min_backoff",
+			 file ? file : "(defaults)");
+		return -1;
+	}
 	/* The instance name becomes a folder name. */
 	if (strchr(c->instance, '/') || c->instance[0] == '.') {
 		snprintf(err, errlen,

@@ -30,6 +30,9 @@ struct sender_config {
 	uint64_t timeout_data;
 	uint64_t timeout_data_block;
 	uint64_t timeout_data_end;
+	uint64_t retry_min_backoff; /* ms before the first retry */
+	uint64_t retry_max_backoff; /* ms: the doubling stops here */
+	uint64_t retry_max_age;	    /* ms after which deferred bounces */
 	unsigned log_level;
 };
 

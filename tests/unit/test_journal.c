@@ -89,6 +89,15 @@ test_torn_and_foreign_lines(int dir)
 	CHECK_INT(m->state[2], RCPT_PENDING);
 	message_free(m);
 	journal_remove(dir, "t");
+
+	/* attempts: the most deferrals of any one recipient */
+	write_file(dir, ".d.journal", "0 D\n1 D\n0 D\n0 D\n1 S\n");
+	m = fake_message("d", 2);
+	CHECK_INT(journal_replay(dir, m), 1);
+	CHECK_INT(m->attempts, 3);
+	CHECK_INT(m->state[0], RCPT_PENDING);
+	message_free(m);
+	journal_remove(dir, "d");
 }
 
 static void
