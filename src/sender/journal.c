@@ -48,6 +48,38 @@ journal_mark_dirty(struct journal *j, int fd)
 	return 0;
 }
 
+/* Appends one line to m's journal, opening it on first use. */
+static int
+journal_write(struct journal *j, int dir_fd, struct message *m,
+	      const char *line, size_t n)
+{
+	if (m->journal_fd < 0) {
+		char path[JOURNAL_NAME_MAX];
+		journal_path(path, sizeof path, m->name);
+		m->journal_fd =
+		    openat(dir_fd, path,
+			   O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+		if (m->journal_fd < 0)
+			return -1;
+	}
+	ssize_t w;
+	do
+		w = write(m->journal_fd, line, n);
+	while (w < 0 && errno == EINTR);
+	if (w != (ssize_t)n) {
+		if (w >= 0)
+			errno = ENOSPC; /* a short write of a tiny line */
+		return -1;
+	}
+	return journal_mark_dirty(j, m->journal_fd);
+}
+
+int
+journal_mark_bounced(struct journal *j, int dir_fd, struct message *m)
+{
+	return journal_write(j, dir_fd, m, "bounce\n", 7);
+}
+
 int
 journal_append(struct journal *j, int dir_fd, struct message *m, size_t i,
 	       enum rcpt_state st)
@@ -58,26 +90,8 @@ journal_append(struct journal *j, int dir_fd, struct message *m, size_t i,
 
 	if (st == RCPT_PENDING)
 		return 0;
-	if (m->journal_fd < 0) {
-		char path[JOURNAL_NAME_MAX];
-		journal_path(path, sizeof path, m->name);
-		m->journal_fd =
-		    openat(dir_fd, path,
-			   O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-		if (m->journal_fd < 0)
-			return -1;
-	}
 	int n = snprintf(line, sizeof line, "%zu %c\n", i, codes[st]);
-	ssize_t w;
-	do
-		w = write(m->journal_fd, line, (size_t)n);
-	while (w < 0 && errno == EINTR);
-	if (w != n) {
-		if (w >= 0)
-			errno = ENOSPC; /* a short write of a tiny line */
-		return -1;
-	}
-	return journal_mark_dirty(j, m->journal_fd);
+	return journal_write(j, dir_fd, m, line, (size_t)n);
 }
 
 int
@@ -121,6 +135,10 @@ journal_apply(struct message *m, unsigned *deferrals, const char *line,
 	size_t idx;
 	char code;
 
+	if (len == 6 && memcmp(line, "bounce", 6) == 0) {
+		m->bounced = true;
+		return 0;
+	}
 	if (len == 0 || len >= sizeof buf)
 		return 0;
 	memcpy(buf, line, len);

@@ -32,6 +32,9 @@ void journal_fini(struct journal *);
 /* Appends recipient i's outcome; opens the journal on first use. */
 int journal_append(struct journal *, int dir_fd, struct message *, size_t i,
 		   enum rcpt_state);
+/* Records that the bounce for m was written (so a restart sends no
+ * second one). */
+int journal_mark_bounced(struct journal *, int dir_fd, struct message *);
 /* Flushes every journal written since the last call. Returns 0, or -1
  * with errno from the first failure (every journal is still tried). */
 int journal_sync(struct journal *);

@@ -47,6 +47,7 @@ open_dir(int at, const char *path)
 
 struct sender_dirs {
 	int spool, new_fd, cur_fd, inst_fd, aside_fd;
+	struct maildir *md;
 };
 
 static void
@@ -59,6 +60,8 @@ close_dirs(struct sender_dirs *d)
 			close(*fds[i]);
 		*fds[i] = -1;
 	}
+	maildir_close(d->md);
+	d->md = NULL;
 }
 
 static int
@@ -67,13 +70,14 @@ open_dirs(const struct sender_config *cfg, struct sender_dirs *d, char *err,
 {
 	char why[256];
 	d->spool = d->new_fd = d->cur_fd = d->inst_fd = d->aside_fd = -1;
+	d->md = NULL;
 	struct maildir *md =
 	    maildir_open(cfg->maildir, cfg->hostname, why, sizeof why);
 	if (!md) {
 		snprintf(err, errlen, "maildir: %s", why);
 		return -1;
 	}
-	maildir_close(md); /* it made tmp/ new/ cur/; we need only fds */
+	d->md = md; /* bounces are written through it */
 	int root = open(cfg->maildir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	d->new_fd =
 	    root < 0 ? -1
@@ -215,6 +219,7 @@ run(const struct sender_config *cfg)
 	snd.cur_fd = dirs.cur_fd;
 	snd.inst_fd = dirs.inst_fd;
 	snd.aside_fd = dirs.aside_fd;
+	snd.md = dirs.md;
 	snd.loop = loop_new();
 	snd.log =
 	    log_start("sender", (enum log_level)cfg->log_level, STDOUT_FILENO);

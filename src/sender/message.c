@@ -215,6 +215,9 @@ message_free(struct message *m)
 		return;
 	if (m->journal_fd >= 0)
 		close(m->journal_fd); /* journal_close() normally did */
+	for (size_t i = 0; m->why && i < m->env.nrcpt; i++)
+		free(m->why[i]);
+	free(m->why);
 	envelope_free(&m->env);
 	free(m->state);
 	free(m);
@@ -291,4 +294,22 @@ message_set_aside(int dir_fd, const char *name, int aside_fd)
 	if (renameat(dir_fd, name, aside_fd, name) != 0)
 		return -1;
 	return message_sync_dirs(aside_fd, dir_fd);
+}
+
+int
+message_set_why(struct message *m, size_t i, const char *dsn, const char *reply)
+{
+	if (!m->why) {
+		m->why = calloc(m->env.nrcpt, sizeof *m->why);
+		if (!m->why)
+			return -1;
+	}
+	size_t len = strlen(dsn) + strlen(reply) + 2;
+	char *s = malloc(len);
+	if (!s)
+		return -1;
+	snprintf(s, len, "%s %s", dsn, reply);
+	free(m->why[i]);
+	m->why[i] = s;
+	return 0;
 }

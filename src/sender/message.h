@@ -34,6 +34,9 @@ struct message {
 	uint64_t size;		/* file size in bytes */
 	int64_t queued_ms;	/* wall clock: when smtpd accepted it (mtime) */
 	int journal_fd;		/* journal.c's, -1 until the first outcome */
+	char **why;		/* per recipient "dsn reply" of a failure, or
+				   NULL (allocated on the first failure) */
+	bool bounced;		/* the bounce for it has been written */
 	/* Waiting to retry deferred recipients (sender.c's): */
 	unsigned attempts; /* delivery attempts that ended deferred */
 	struct loop_timer retry;
@@ -55,6 +58,11 @@ enum message_err {
 enum message_err message_load(int dir_fd, const char *name,
 			      struct message **out, char *why, size_t whylen);
 void message_free(struct message *);
+
+/* Remembers why recipient i failed ("5.1.1 550 ... no such user"), for
+ * the bounce. Returns -1 on ENOMEM (the bounce then says less). */
+int message_set_why(struct message *, size_t i, const char *dsn,
+		    const char *reply);
 
 /* Marks recipient i; returns true when that settled the last one. */
 bool message_settle(struct message *, size_t i, enum rcpt_state);

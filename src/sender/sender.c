@@ -8,11 +8,13 @@
 #include "sender.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "bounce.h"
 #include "client.h"
 #include "log.h"
 #include "sender_config.h"
@@ -51,6 +53,8 @@ sender_settle(struct sender *snd, struct message *m, size_t i,
 			     : st == DELIVERY_BOUNCED ? RCPT_FAILED
 						      : RCPT_DEFERRED;
 	message_settle(m, i, rs);
+	if (rs == RCPT_FAILED)
+		(void)message_set_why(m, i, dsn, reply); /* for the bounce */
 	if (journal_append(&snd->journal, snd->inst_fd, m, i, rs) != 0) {
 		l = log_begin(snd->log, LOG_ERROR, "journal.write_failed");
 		log_str(l, "queue_id", m->queue_id);
@@ -65,6 +69,42 @@ sender_outcome(struct sender *snd, struct job *j, size_t k,
 	       const char *relay, const char *mx)
 {
 	sender_settle(snd, j->msg, j->rcpt[k], st, dsn, reply, relay, mx);
+}
+
+/*
+ * Writes the bounce for m's failed recipients unless its sender is <>
+ * (RFC 5321 4.5.5: never bounce a bounce) or it was written already.
+ * Returns false when it could not be written.
+ */
+static bool
+sender_bounce(struct sender *snd, struct message *m)
+{
+	char qid[MAILDIR_QUEUE_ID_MAX + 1];
+	if (m->env.from.is_null || m->bounced)
+		return true;
+	int fd = openat(snd->inst_fd, m->name, O_RDONLY | O_CLOEXEC);
+	int rc = fd < 0 ? -1
+			: bounce_write(snd->md, snd->cfg->hostname, m, fd, qid,
+				       sizeof qid);
+	int err = errno;
+	if (fd >= 0)
+		close(fd);
+	if (rc != 0) {
+		struct log_line *l =
+		    log_begin(snd->log, LOG_ERROR, "bounce.failed");
+		log_str(l, "queue_id", m->queue_id);
+		log_str(l, "error", strerror(err));
+		log_end(l);
+		return false;
+	}
+	m->bounced = true;
+	(void)journal_mark_bounced(&snd->journal, snd->inst_fd, m);
+	struct log_line *l = log_begin(snd->log, LOG_INFO, "bounce.sent");
+	log_str(l, "queue_id", m->queue_id);
+	log_str(l, "bounce_id", qid);
+	log_str(l, "to", m->env.from.addr);
+	log_end(l);
+	return true;
 }
 
 void
@@ -91,6 +131,13 @@ sender_check_done(struct sender *snd, struct message *m)
 		log_uint(l, "deferred", deferred);
 		log_uint(l, "attempts", m->attempts);
 		log_end(l);
+		return;
+	}
+	if (bounced > 0 && !sender_bounce(snd, m)) {
+		/* Not retired without its bounce: a restart tries again. */
+		journal_close(&snd->journal, m);
+		snd->messages--;
+		message_free(m);
 		return;
 	}
 	const char *event = "msg.deferred";

@@ -17,6 +17,7 @@
 #include "mxq.h"
 
 struct logger;
+struct maildir;
 struct dns;
 struct scan;
 struct sender_config;
@@ -34,10 +35,11 @@ struct sender {
 	struct logger *log;
 	struct dns *dns;
 	struct scan *scan;
-	int new_fd;   /* <maildir>/new */
-	int cur_fd;   /* <maildir>/cur */
-	int inst_fd;  /* <spool>/<instance> */
-	int aside_fd; /* <spool>/malformed */
+	int new_fd;	    /* <maildir>/new */
+	int cur_fd;	    /* <maildir>/cur */
+	int inst_fd;	    /* <spool>/<instance> */
+	int aside_fd;	    /* <spool>/malformed */
+	struct maildir *md; /* where bounces are written */
 	struct mxq_table queues;
 	struct route_cache *routes;
 	struct journal journal;

@@ -51,11 +51,12 @@ test_append_sync_replay(int dir)
 	CHECK_INT(journal_append(&j, dir, m, 0, RCPT_DEFERRED), 0);
 	CHECK_INT(journal_append(&j, dir, m, 3, RCPT_FAILED), 0);
 	CHECK_INT(journal_append(&j, dir, m, 1, RCPT_PENDING), 0); /* no-op */
+	CHECK_INT(journal_mark_bounced(&j, dir, m), 0);
 	CHECK_INT(j.count, 1); /* one journal, written three times */
 	CHECK_INT(journal_sync(&j), 0);
 	CHECK_INT(j.count, 0);
 	read_file(dir, ".1.M1P1Q1.host.journal", buf, sizeof buf);
-	CHECK_STR(buf, "2 S\n0 D\n3 B\n");
+	CHECK_STR(buf, "2 S\n0 D\n3 B\nbounce\n");
 	journal_close(&j, m);
 	CHECK_INT(m->journal_fd, -1);
 	message_free(m);
@@ -67,6 +68,7 @@ test_append_sync_replay(int dir)
 	CHECK_INT(m->state[3], RCPT_FAILED);
 	CHECK_INT(m->state[0], RCPT_PENDING);
 	CHECK_INT(m->unsettled, 2);
+	CHECK(m->bounced);
 	CHECK_INT(journal_remove(dir, m->name), 0);
 	CHECK_INT(journal_remove(dir, m->name), 0); /* missing is fine */
 	CHECK_INT(journal_replay(dir, m), 0);

@@ -13,19 +13,22 @@ def bare(address):
     return a[1:-1] if a.startswith("<") and a.endswith(">") else a
 
 
-def outcomes(sender):
-    """{recipient: [delivery.* lines, in order]}"""
+def outcomes(sender, qid=None):
+    """{recipient: [delivery.* lines, in order]}, of one message if qid"""
     out = {}
     for e in sender.logs():
+        if qid is not None and e.get("queue_id") != qid:
+            continue
         if str(e.get("event", "")).startswith("delivery."):
             out.setdefault(bare(e.get("to")), []).append(e)
     return out
 
 
-def final_status(sender):
-    """{recipient: status of its last delivery line}"""
+def final_status(sender, qid=None):
+    """{recipient: status of its last delivery line}, of one message if
+    qid (a bounce has delivery lines of its own)"""
     return {to: lines[-1].get("status")
-            for to, lines in outcomes(sender).items()}
+            for to, lines in outcomes(sender, qid).items()}
 
 
 def relay(host, port):

@@ -158,7 +158,7 @@ def test_one_recipient_rejected_others_delivered(sender, mx):
     done = s.wait_log("msg.done", queue_id=qid)
     (m,) = sink.wait_messages(1)
     assert m.rcpts == ["a@one.test", "c@one.test"]
-    st = final_status(s)
+    st = final_status(s, qid)
     assert st == {"a@one.test": "sent", "nobody@one.test": "bounced",
                   "c@one.test": "sent"}
     (b,) = outcomes(s)["nobody@one.test"]
