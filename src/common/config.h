@@ -40,6 +40,9 @@ struct config_list {
  */
 typedef int config_check_fn(const char *value, char *msg, size_t cap);
 
+/* A check for strings that must not be empty (names, paths). */
+config_check_fn config_check_nonempty;
+
 struct config_key {
 	const char *path; /* "timeouts.command" */
 	enum config_type type;

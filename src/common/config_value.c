@@ -362,3 +362,12 @@ config_value_list_item(const struct config_key *key, const yaml_event_t *ev,
 	}
 	return 0;
 }
+
+int
+config_check_nonempty(const char *value, char *msg, size_t cap)
+{
+	if (value[0] != '\0')
+		return 0;
+	snprintf(msg, cap, "must not be empty");
+	return -1;
+}

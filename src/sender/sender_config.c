@@ -28,15 +28,6 @@
 static const char *const level_names[] = {"debug", "info", "warn", "error",
 					  NULL};
 
-static int
-check_nonempty(const char *v, char *msg, size_t cap)
-{
-	if (v[0] != '\0')
-		return 0;
-	snprintf(msg, cap, "must not be empty");
-	return -1;
-}
-
 /* "host:port" or "[v6]:port" for the relay; a name is resolved later. */
 static int
 check_hostport(const char *v, char *msg, size_t cap)
@@ -76,10 +67,10 @@ check_dns_server(const char *v, char *msg, size_t cap)
 }
 
 static const struct config_key sender_keys[] = {
-    KEY_CHECKED("maildir", CONFIG_STRING, maildir, check_nonempty),
-    KEY_CHECKED("spool", CONFIG_STRING, spool, check_nonempty),
-    KEY_CHECKED("instance", CONFIG_STRING, instance, check_nonempty),
-    KEY_CHECKED("hostname", CONFIG_STRING, hostname, check_nonempty),
+    KEY_CHECKED("maildir", CONFIG_STRING, maildir, config_check_nonempty),
+    KEY_CHECKED("spool", CONFIG_STRING, spool, config_check_nonempty),
+    KEY_CHECKED("instance", CONFIG_STRING, instance, config_check_nonempty),
+    KEY_CHECKED("hostname", CONFIG_STRING, hostname, config_check_nonempty),
     KEY_CHECKED("dns.servers", CONFIG_LIST, dns_servers, check_dns_server),
     KEY_CHECKED("smarthost", CONFIG_STRING, smarthost, check_hostport),
     KEY("remote_port", CONFIG_UINT, remote_port, 1, 65535, NULL),

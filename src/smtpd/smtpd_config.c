@@ -40,15 +40,6 @@ check_hostport(const char *v, char *msg, size_t cap)
 }
 
 static int
-check_nonempty(const char *v, char *msg, size_t cap)
-{
-	if (v[0] != '\0')
-		return 0;
-	snprintf(msg, cap, "must not be empty");
-	return -1;
-}
-
-static int
 check_cidr(const char *v, char *msg, size_t cap)
 {
 	struct cidr net;
@@ -69,8 +60,8 @@ static const char *const level_names[] = {"debug", "info", "warn", "error",
 
 static const struct config_key smtpd_keys[] = {
     KEY_CHECKED("listen", CONFIG_LIST, listen, check_hostport),
-    KEY_CHECKED("hostname", CONFIG_STRING, hostname, check_nonempty),
-    KEY_CHECKED("maildir", CONFIG_STRING, maildir, check_nonempty),
+    KEY_CHECKED("hostname", CONFIG_STRING, hostname, config_check_nonempty),
+    KEY_CHECKED("maildir", CONFIG_STRING, maildir, config_check_nonempty),
     KEY("max_message_size", CONFIG_SIZE, max_message_size, 1024, 1ULL << 40,
 	NULL),
     KEY("max_recipients", CONFIG_UINT, max_recipients, 1, 100000, NULL),
