@@ -16,6 +16,7 @@ cli_parse(int argc, char **argv, const char *prog, const char *usage,
 	    {"check-config", no_argument, NULL, 'C'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"json", no_argument, NULL, 'j'},
 	    {NULL, 0, NULL, 0},
 	};
 	int opt;
@@ -36,6 +37,9 @@ cli_parse(int argc, char **argv, const char *prog, const char *usage,
 		case 'h':
 			fputs(usage, stdout);
 			return 0;
+		case 'j':
+			out->json = true;
+			break;
 		default:
 			fputs(usage, stderr);
 			return CLI_EXIT_USAGE;
@@ -49,6 +53,10 @@ cli_parse(int argc, char **argv, const char *prog, const char *usage,
 			fputs(usage, stderr);
 			return CLI_EXIT_USAGE;
 		}
+	}
+	if (out->json && !out->command) { /* --json goes with a command */
+		fputs(usage, stderr);
+		return CLI_EXIT_USAGE;
 	}
 	return CLI_CONTINUE;
 }

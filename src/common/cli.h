@@ -15,6 +15,7 @@
 struct cli {
 	const char *config; /* -c FILE, or NULL for built-in defaults */
 	bool check_config;
+	bool json;	     /* --json: machine-readable output of a command */
 	const char *command; /* one of the allowed commands, or NULL */
 };
 

@@ -128,8 +128,8 @@ journal_close(struct journal *j, struct message *m)
 
 /* Applies one "<index> <code>" line; anything else is ignored. */
 static int
-journal_apply(struct message *m, unsigned *deferrals, const char *line,
-	      size_t len)
+journal_apply(struct message *m, unsigned *deferrals, bool show_deferred,
+	      const char *line, size_t len)
 {
 	char buf[32];
 	size_t idx;
@@ -145,17 +145,20 @@ journal_apply(struct message *m, unsigned *deferrals, const char *line,
 	buf[len] = '\0';
 	if (sscanf(buf, "%zu %c", &idx, &code) != 2 || idx >= m->env.nrcpt)
 		return 0;
-	if (code == 'S' && m->state[idx] == RCPT_PENDING)
+	bool final = m->state[idx] == RCPT_SENT || m->state[idx] == RCPT_FAILED;
+	if (code == 'S' && !final)
 		return message_settle(m, idx, RCPT_SENT), 1;
-	if (code == 'B' && m->state[idx] == RCPT_PENDING)
+	if (code == 'B' && !final)
 		return message_settle(m, idx, RCPT_FAILED), 1;
 	if (code == 'D' && deferrals && ++deferrals[idx] > m->attempts)
 		m->attempts = deferrals[idx];
+	if (code == 'D' && show_deferred && m->state[idx] == RCPT_PENDING)
+		message_settle(m, idx, RCPT_DEFERRED);
 	return 0; /* deferred: tried again */
 }
 
 int
-journal_replay(int dir_fd, struct message *m)
+journal_replay(int dir_fd, struct message *m, bool show_deferred)
 {
 	char path[JOURNAL_NAME_MAX];
 	char buf[8192];
@@ -184,8 +187,8 @@ journal_replay(int dir_fd, struct message *m)
 		}
 		for (ssize_t k = 0; k < n; k++) {
 			if (buf[k] == '\n') {
-				settled +=
-				    journal_apply(m, deferrals, line, llen);
+				settled += journal_apply(
+				    m, deferrals, show_deferred, line, llen);
 				llen = 0;
 			} else if (llen < sizeof line) {
 				line[llen++] = buf[k];

@@ -12,6 +12,7 @@
 #ifndef MTA_JOURNAL_H
 #define MTA_JOURNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "message.h"
@@ -43,10 +44,12 @@ void journal_close(struct journal *, struct message *);
 /*
  * Applies an existing journal to a freshly loaded message: recipients
  * recorded as sent or bounced become final, and m->attempts becomes the
- * most deferrals any recipient had. Returns how many became final, 0
- * when there is no journal, -1 on a read error.
+ * most deferrals any recipient had. Deferred recipients stay
+ * RCPT_PENDING (to be tried again) unless show_deferred (listing the
+ * queue). Returns how many became final, 0 when there is no journal, -1
+ * on a read error.
  */
-int journal_replay(int dir_fd, struct message *);
+int journal_replay(int dir_fd, struct message *, bool show_deferred);
 /* Removes the journal of a retired message (missing is fine). */
 int journal_remove(int dir_fd, const char *name);
 

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "loop.h"
 #include "maildir.h"
+#include "queue_list.h"
 #include "scan.h"
 #include "sender.h"
 #include "sender_config.h"
@@ -30,11 +31,14 @@
 static const char usage[] =
     "usage: sender [-c FILE] [--check-config]\n"
     "       sender [-c FILE] health\n"
+    "       sender [-c FILE] queue [--json]\n"
     "       sender --version | --help\n"
     "\n"
     "  -c, --config FILE   YAML configuration (default: built-in settings)\n"
     "      --check-config  validate the configuration and exit\n"
-    "  health              exit 0 when the queue folders are usable\n";
+    "  health              exit 0 when the queue folders are usable\n"
+    "  queue               list what is waiting (--json: one object per "
+    "message)\n";
 
 /* Opens dir (creating it, mode 0700, when missing) as an O_PATH-like fd. */
 static int
@@ -139,7 +143,7 @@ on_claim(void *arg, const char *name)
 	}
 	snd->messages++;
 	/* Claimed before by this instance: who already has it? */
-	int done = journal_replay(snd->inst_fd, m);
+	int done = journal_replay(snd->inst_fd, m, false);
 	struct log_line *l = log_begin(snd->log, LOG_INFO, "msg.claimed");
 	log_str(l, "queue_id", m->queue_id);
 	log_str(l, "from", m->env.from.addr);
@@ -304,7 +308,7 @@ health(const struct sender_config *cfg)
 int
 main(int argc, char **argv)
 {
-	static const char *const commands[] = {"health", NULL};
+	static const char *const commands[] = {"health", "queue", NULL};
 	struct cli cli;
 	int rc = cli_parse(argc, argv, "sender", usage, commands, &cli);
 	if (rc != CLI_CONTINUE)
@@ -321,6 +325,8 @@ main(int argc, char **argv)
 		printf("%s: configuration ok\n",
 		       cli.config ? cli.config : "(defaults)");
 		rc = 0;
+	} else if (cli.command && strcmp(cli.command, "queue") == 0) {
+		rc = queue_list(&cfg, cli.json, stdout);
 	} else if (cli.command) {
 		rc = health(&cfg);
 	} else {

@@ -63,7 +63,7 @@ test_append_sync_replay(int dir)
 
 	/* A new run: sent and bounced are final, deferred goes again. */
 	m = fake_message("1.M1P1Q1.host", 4);
-	CHECK_INT(journal_replay(dir, m), 2);
+	CHECK_INT(journal_replay(dir, m, false), 2);
 	CHECK_INT(m->state[2], RCPT_SENT);
 	CHECK_INT(m->state[3], RCPT_FAILED);
 	CHECK_INT(m->state[0], RCPT_PENDING);
@@ -71,7 +71,7 @@ test_append_sync_replay(int dir)
 	CHECK(m->bounced);
 	CHECK_INT(journal_remove(dir, m->name), 0);
 	CHECK_INT(journal_remove(dir, m->name), 0); /* missing is fine */
-	CHECK_INT(journal_replay(dir, m), 0);
+	CHECK_INT(journal_replay(dir, m, false), 0);
 	message_free(m);
 	journal_fini(&j);
 }
@@ -85,7 +85,7 @@ test_torn_and_foreign_lines(int dir)
 		   "1 S\n9 S\nhello\n00000000000000000000000000000000000000 S\n"
 		   "0 B\n2 S");
 	struct message *m = fake_message("t", 3);
-	CHECK_INT(journal_replay(dir, m), 2);
+	CHECK_INT(journal_replay(dir, m, false), 2);
 	CHECK_INT(m->state[0], RCPT_FAILED);
 	CHECK_INT(m->state[1], RCPT_SENT);
 	CHECK_INT(m->state[2], RCPT_PENDING);
@@ -95,9 +95,14 @@ test_torn_and_foreign_lines(int dir)
 	/* attempts: the most deferrals of any one recipient */
 	write_file(dir, ".d.journal", "0 D\n1 D\n0 D\n0 D\n1 S\n");
 	m = fake_message("d", 2);
-	CHECK_INT(journal_replay(dir, m), 1);
+	CHECK_INT(journal_replay(dir, m, false), 1);
 	CHECK_INT(m->attempts, 3);
 	CHECK_INT(m->state[0], RCPT_PENDING);
+	message_free(m);
+	m = fake_message("d", 2); /* as `sender queue` shows it */
+	CHECK_INT(journal_replay(dir, m, true), 1);
+	CHECK_INT(m->state[0], RCPT_DEFERRED);
+	CHECK_INT(m->unsettled, 0);
 	message_free(m);
 	journal_remove(dir, "d");
 }
