@@ -109,21 +109,29 @@ journal_sync(struct journal *j)
 	return 0;
 }
 
-void
-journal_close(struct journal *j, struct message *m)
+/* Drops m's journal from the dirty set (flushing it first when sync)
+ * and closes it. */
+static void
+journal_forget(struct journal *j, struct message *m, bool sync)
 {
 	if (m->journal_fd < 0)
 		return;
-	for (size_t k = 0; k < j->count; k++) {
+	for (size_t k = 0; j && k < j->count; k++) {
 		if (j->dirty[k] == m->journal_fd) {
-			/* its data must still reach the disk */
-			(void)fdatasync(m->journal_fd);
+			if (sync)
+				(void)fdatasync(m->journal_fd);
 			j->dirty[k] = j->dirty[--j->count];
 			break;
 		}
 	}
 	close(m->journal_fd);
 	m->journal_fd = -1;
+}
+
+void
+journal_close(struct journal *j, struct message *m)
+{
+	journal_forget(j, m, true); /* its data must still reach the disk */
 }
 
 /* Applies one "<index> <code>" line; anything else is ignored. */
@@ -198,10 +206,11 @@ journal_replay(int dir_fd, struct message *m, bool show_deferred)
 }
 
 int
-journal_remove(int dir_fd, const char *name)
+journal_remove(struct journal *j, int dir_fd, struct message *m)
 {
 	char path[JOURNAL_NAME_MAX];
-	journal_path(path, sizeof path, name);
+	journal_forget(j, m, false); /* about to go: no flush for it */
+	journal_path(path, sizeof path, m->name);
 	if (unlinkat(dir_fd, path, 0) != 0 && errno != ENOENT)
 		return -1;
 	return 0;

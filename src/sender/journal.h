@@ -50,7 +50,9 @@ void journal_close(struct journal *, struct message *);
  * on a read error.
  */
 int journal_replay(int dir_fd, struct message *, bool show_deferred);
-/* Removes the journal of a retired message (missing is fine). */
-int journal_remove(int dir_fd, const char *name);
+/* Closes and removes the journal of a retired message, without the
+ * flush journal_close() would do (missing is fine; the set may be NULL
+ * when the journal was never written in this run). */
+int journal_remove(struct journal *, int dir_fd, struct message *);
 
 #endif

@@ -7,20 +7,11 @@
  * Postfix's maximal_queue_lifetime. SIGUSR1 retries everything now.
  */
 #include <stdio.h>
-#include <time.h>
 
 #include "journal.h"
 #include "log.h"
 #include "sender.h"
 #include "sender_config.h"
-
-static int64_t
-retry_wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 retry_unlink(struct sender *snd, struct message *m)
@@ -69,7 +60,7 @@ bool
 retry_schedule(struct sender *snd, struct message *m)
 {
 	const struct sender_config *cfg = snd->cfg;
-	int64_t age = retry_wall_ms() - m->queued_ms;
+	int64_t age = sender_wall_ms() - m->queued_ms;
 
 	if (age >= 0 && (uint64_t)age >= cfg->retry_max_age) {
 		char why[96];

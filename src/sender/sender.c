@@ -23,8 +23,8 @@ static const char *const status_names[] = {"sent", "deferred", "bounced"};
 static const char *const status_events[] = {
     "delivery.sent", "delivery.deferred", "delivery.bounced"};
 
-static int64_t
-wall_ms(void)
+int64_t
+sender_wall_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -36,7 +36,7 @@ sender_settle(struct sender *snd, struct message *m, size_t i,
 	      enum delivery_status st, const char *dsn, const char *reply,
 	      const char *relay, const char *mx)
 {
-	int64_t delay = wall_ms() - m->queued_ms;
+	int64_t delay = sender_wall_ms() - m->queued_ms;
 	struct log_line *l =
 	    log_begin(snd->log, st == DELIVERY_SENT ? LOG_INFO : LOG_WARN,
 		      status_events[st]);
@@ -147,8 +147,7 @@ sender_check_done(struct sender *snd, struct message *m)
 					    snd->cfg->keep_delivered) == 0) {
 		event = "msg.done";
 		snd->retired++;
-		journal_close(&snd->journal, m);
-		journal_remove(snd->inst_fd, m->name);
+		journal_remove(&snd->journal, snd->inst_fd, m);
 	} else if (deferred == 0) {
 		/* The file stays in the instance folder; a restart retries. */
 		err = errno;

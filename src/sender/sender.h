@@ -52,6 +52,10 @@ struct sender {
 	struct loop_timer stop_timer; /* bounds the graceful stop */
 };
 
+/* Wall-clock milliseconds, to compare with message->queued_ms (delays
+ * and ages are about real time, not the loop's monotonic clock). */
+int64_t sender_wall_ms(void);
+
 /* Recipient i of msg reaches a final or deferred outcome: logs the
  * delivery line and records it. */
 void sender_settle(struct sender *, struct message *, size_t i,

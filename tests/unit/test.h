@@ -6,9 +6,13 @@
 #ifndef MTA_TEST_H
 #define MTA_TEST_H
 
+#include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int test_failures;
 static int test_checks;
@@ -81,6 +85,39 @@ test_print_escaped(const void *p, size_t n)
 			fputc(s[i], stderr);
 	}
 	fputc('"', stderr);
+}
+
+/* Scratch folders: made under /tmp, removed whole at the end. */
+static inline int
+test_rm_entry(const char *path, const struct stat *st, int flag,
+	      struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static inline void
+test_rmtree(const char *path)
+{
+	nftw(path, test_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Creates root/sub (it must not exist) and opens it; exits on failure. */
+static inline int
+test_subdir(const char *root, const char *sub)
+{
+	char path[256];
+	int fd;
+
+	snprintf(path, sizeof path, "%s/%s", root, sub);
+	if (mkdir(path, 0700) != 0 ||
+	    (fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		perror(path);
+		exit(1);
+	}
+	return fd;
 }
 
 static inline int

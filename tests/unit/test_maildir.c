@@ -40,21 +40,6 @@ on_done(struct maildir_file *f, int err, void *arg)
 	d->order = done_seq++;
 }
 
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void
-rm_rf(const char *path)
-{
-	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 /* Entries in root/sub other than . and .. (-1 if it cannot be read). */
 static int
 count_entries(const char *root, const char *sub)
@@ -503,6 +488,6 @@ main(void)
 		test_commit_from_callback(md, root);
 		maildir_close(md);
 	}
-	rm_rf(base);
+	test_rmtree(base);
 	return test_summary();
 }

@@ -33,30 +33,6 @@ struct dirs {
 	int aside; /* <root>/malformed */
 };
 
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
-xopendir(const char *root, const char *sub)
-{
-	char path[128];
-	int fd;
-
-	snprintf(path, sizeof path, "%s/%s", root, sub);
-	if (mkdir(path, 0700) != 0 ||
-	    (fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		perror(path);
-		exit(1);
-	}
-	return fd;
-}
-
 static void
 dirs_open(struct dirs *d)
 {
@@ -65,9 +41,9 @@ dirs_open(struct dirs *d)
 		perror("mkdtemp");
 		exit(1);
 	}
-	d->inst = xopendir(d->root, "inst");
-	d->cur = xopendir(d->root, "cur");
-	d->aside = xopendir(d->root, "malformed");
+	d->inst = test_subdir(d->root, "inst");
+	d->cur = test_subdir(d->root, "cur");
+	d->aside = test_subdir(d->root, "malformed");
 }
 
 static void
@@ -76,7 +52,7 @@ dirs_close(struct dirs *d)
 	close(d->inst);
 	close(d->cur);
 	close(d->aside);
-	nftw(d->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_rmtree(d->root);
 }
 
 static void

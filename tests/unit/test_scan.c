@@ -91,30 +91,6 @@ struct env {
 	struct loop *loop;
 };
 
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
-mkdir_open(const char *root, const char *sub)
-{
-	char path[128];
-	int fd;
-
-	snprintf(path, sizeof path, "%s/%s", root, sub);
-	if (mkdir(path, 0700) != 0 ||
-	    (fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		perror(path);
-		exit(1);
-	}
-	return fd;
-}
-
 static void
 env_open(struct env *e)
 {
@@ -123,10 +99,10 @@ env_open(struct env *e)
 		perror("mkdtemp");
 		exit(1);
 	}
-	e->new_fd = mkdir_open(e->root, "new");
-	e->inst_fd = mkdir_open(e->root, "inst");
-	e->inst2_fd = mkdir_open(e->root, "inst2");
-	e->tmp_fd = mkdir_open(e->root, "tmp");
+	e->new_fd = test_subdir(e->root, "new");
+	e->inst_fd = test_subdir(e->root, "inst");
+	e->inst2_fd = test_subdir(e->root, "inst2");
+	e->tmp_fd = test_subdir(e->root, "tmp");
 	e->clock.now = 1000;
 	e->loop = loop_new();
 	if (!e->loop)
@@ -142,7 +118,7 @@ env_close(struct env *e)
 	close(e->inst_fd);
 	close(e->inst2_fd);
 	close(e->tmp_fd);
-	nftw(e->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_rmtree(e->root);
 }
 
 static void

@@ -73,10 +73,7 @@ fixture_teardown(struct fixture *f)
 	maildir_close(f->md);
 	loop_free(f->loop);
 	smtpd_config_free(&f->cfg);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cleanup of %s failed\n", f->dir);
+	test_rmtree(f->dir);
 }
 
 /* Takes all pending output as a string. */

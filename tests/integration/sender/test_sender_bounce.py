@@ -58,7 +58,7 @@ def test_null_sender_failure_makes_no_bounce(sender, mx):
     assert s.cur_files() == [f"{qid}.test:2,PT"]
 
 
-def test_bounce_survives_a_restart_once(sender, mx):
+def test_undeliverable_bounce_is_kept_and_not_bounced(sender, mx):
     """A bounce that cannot be delivered (its sender's domain does not
     exist) is itself failed and kept in cur/, and never bounced again."""
     mx.sink("mx1.test", reject_rcpts=["bad@one.test"])
@@ -71,3 +71,26 @@ def test_bounce_survives_a_restart_once(sender, mx):
     wait_for(lambda: len(s.cur_files()) == 2, 10, "both in cur/")
     assert s.new_files() == []
     assert len(s.find_logs("bounce.sent")) == 1
+
+
+def test_restart_after_the_bounce_sends_no_second_one(sender, mx):
+    """Killed after writing the bounce but before retiring the message:
+    the journal says so, and the next run retires it without a second
+    bounce and without trying the failed recipient again."""
+    sink = mx.sink("mx1.test")
+    s = sender(start=False)
+    qid = s.drop(["bad@one.test"], mail_from="alice@two.test")
+    name = f"{qid}.test"
+    inst = s.spool / s.cfg["instance"]
+    inst.mkdir(parents=True, exist_ok=True)
+    (s.maildir / "new" / name).rename(inst / name)
+    (inst / f".{name}.journal").write_text("0 B\nbounce\n")
+    s.start()
+    done = s.wait_log("msg.done", timeout=15, queue_id=qid)
+    assert (done["sent"], done["bounced"]) == (0, 1)
+    claimed = s.find_logs("msg.claimed", queue_id=qid)[0]
+    assert claimed["resumed_final"] == 1
+    assert not s.find_logs("bounce.sent")
+    assert s.new_files() == [] and sink.snapshot() == []
+    assert s.cur_files() == [f"{name}:2,PT"]
+    assert not (inst / f".{name}.journal").exists()
