@@ -142,6 +142,16 @@ dns_parse_server(const char *s, struct ares_addr_port_node *node)
 	return 0;
 }
 
+int
+dns_check_server(const char *s, char *msg, size_t cap)
+{
+	struct ares_addr_port_node node;
+	if (dns_parse_server(s, &node) == 0)
+		return 0;
+	snprintf(msg, cap, "'%s' is not a numeric address[:port]", s);
+	return -1;
+}
+
 /* Builds the list for ares_set_servers_ports(): one calloc'd array. */
 static struct ares_addr_port_node *
 dns_parse_servers(const char *const *servers, size_t n, char *err,

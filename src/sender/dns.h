@@ -27,6 +27,12 @@ enum dns_status {
 
 struct dns;
 
+/*
+ * Checks one dns.servers entry: "a.b.c.d[:port]", "[v6][:port]" or a bare
+ * v6 address (port 53). A config_check_fn: 0, or -1 with msg.
+ */
+int dns_check_server(const char *s, char *msg, size_t cap);
+
 /* records: the raw MX answer (names as in DNS, not yet ordered). */
 typedef void dns_mx_fn(void *arg, enum dns_status,
 		       const struct mx_host *records, size_t n, uint32_t ttl);

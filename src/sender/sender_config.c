@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dns.h"
 #include "log.h"
 #include "net.h"
 
@@ -45,33 +46,12 @@ check_hostport(const char *v, char *msg, size_t cap)
 	return -1;
 }
 
-/* dns.servers: numeric "host[:port]", "[v6]:port" or a bare address. */
-static int
-check_dns_server(const char *v, char *msg, size_t cap)
-{
-	struct sockaddr_storage ss;
-	socklen_t len;
-	char buf[128];
-	if (net_parse_hostport(v, &ss, &len) == 0)
-		return 0;
-	snprintf(buf, sizeof buf,
-		 strchr(v, ':') && v[0] != '[' &&
-			 strchr(v, ':') != strrchr(v, ':')
-		     ? "[%s]:53"
-		     : "%s:53",
-		 v);
-	if (net_parse_hostport(buf, &ss, &len) == 0)
-		return 0;
-	snprintf(msg, cap, "'%s' is not a numeric address[:port]", v);
-	return -1;
-}
-
 static const struct config_key sender_keys[] = {
     KEY_CHECKED("maildir", CONFIG_STRING, maildir, config_check_nonempty),
     KEY_CHECKED("spool", CONFIG_STRING, spool, config_check_nonempty),
     KEY_CHECKED("instance", CONFIG_STRING, instance, config_check_nonempty),
     KEY_CHECKED("hostname", CONFIG_STRING, hostname, config_check_nonempty),
-    KEY_CHECKED("dns.servers", CONFIG_LIST, dns_servers, check_dns_server),
+    KEY_CHECKED("dns.servers", CONFIG_LIST, dns_servers, dns_check_server),
     KEY_CHECKED("smarthost", CONFIG_STRING, smarthost, check_hostport),
     KEY("remote_port", CONFIG_UINT, remote_port, 1, 65535, NULL),
     KEY("scan_interval", CONFIG_DURATION, scan_interval, 100, DAY_MS, NULL),

@@ -106,6 +106,39 @@ class StartError(AssertionError):
     pass
 
 
+def process_problems(proc, expect_rc, stderr, extra=()):
+    """Teardown checks shared by the smtpd and sender suites: stops the
+    process (SIGTERM, 30 s), then its exit code (unless expect_rc is
+    None), sanitizer reports in stderr() and any extra check (callables
+    raising AssertionError). Returns what is wrong, [] when nothing."""
+    found = []
+    if proc is None:
+        return found
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            found.append("did not exit within 30s of SIGTERM")
+    if expect_rc is not None and proc.returncode != expect_rc:
+        found.append(f"exit code {proc.returncode}, want {expect_rc}")
+    err = stderr()
+    for mark in SANITIZER_MARKS:
+        if mark in err:
+            found.append(f"sanitizer report ({mark!r})")
+            break
+    for check in extra:
+        try:
+            check()
+        except AssertionError as e:
+            found.append(str(e))
+    if found:
+        found.append(f"stderr tail: {err[-4000:]}")
+    return found
+
+
 class Smtpd:
     def __init__(self, workdir, config, config_path):
         self.workdir = workdir
@@ -228,29 +261,8 @@ class Smtpd:
 
     def problems(self):
         """Teardown checks: exit code and sanitizer reports."""
-        found = []
-        if self.proc is None:
-            return found
-        if self.running():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                found.append("did not exit within 30s of SIGTERM")
-        rc = self.proc.returncode
-        if not self.killed and self.expect_rc is not None and \
-                rc != self.expect_rc:
-            found.append(f"exit code {rc}, want {self.expect_rc}")
-        err = self.stderr()
-        for mark in SANITIZER_MARKS:
-            if mark in err:
-                found.append(f"sanitizer report ({mark!r})")
-                break
-        if found:
-            found.append(f"stderr tail: {err[-4000:]}")
-        return found
+        return process_problems(self.proc, None if self.killed
+                                else self.expect_rc, self.stderr)
 
 
 class SmtpdFactory:

@@ -348,41 +348,10 @@ class Sender:
     def wait_log(self, event, timeout=10.0, **fields):
         return self.wait_logs(event, 1, timeout, **fields)[0]
 
-    def outcomes(self):
-        """{recipient: [delivery.* lines]}"""
-        out = {}
-        for e in self.logs():
-            if str(e.get("event", "")).startswith("delivery."):
-                out.setdefault(e.get("to"), []).append(e)
-        return out
-
     def problems(self):
-        found = []
-        if self.proc is None:
-            return found
-        if self.running():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                found.append("did not exit within 30s of SIGTERM")
-        rc = self.proc.returncode
-        if self.expect_rc is not None and rc != self.expect_rc:
-            found.append(f"exit code {rc}, want {self.expect_rc}")
-        err = self.stderr()
-        for mark in SANITIZER_MARKS:
-            if mark in err:
-                found.append(f"sanitizer report ({mark!r})")
-                break
-        try:
-            self.logs()
-        except AssertionError as e:
-            found.append(str(e))
-        if found:
-            found.append(f"stderr tail: {err[-4000:]}")
-        return found
+        """Teardown checks, as for smtpd, plus: every log line parses."""
+        return _smtpd_conftest.process_problems(
+            self.proc, self.expect_rc, self.stderr, extra=(self.logs,))
 
 
 class SenderFactory:
