@@ -4,8 +4,8 @@
  * Owns: the watch table (one slot per fd below FD_SETSIZE, Redis ae_select
  * style) and the master fd_sets that mirror it; the timer min-heap, an array
  * of pointers to timers embedded in their owners (libuv style: the array is
- * the only allocation timers cost); the clock; the signal self-pipe and the
- * sigactions it replaced; the pass-end hooks; the deferred-free list.
+ * the only allocation timers cost); the clock; the pass-end hooks; the
+ * deferred-free list. Signals are in loop_signal.c.
  *
  * Invariants:
  * - fd is in rmaster (wmaster) iff watch[fd].fn != NULL and watch[fd].events
@@ -22,86 +22,17 @@
  *   when >= now (the clock is monotonic), and ties go to the lower seq, so
  *   the first later-armed timer at the top means no due one is left.
  */
-#include "loop.h"
+#include "loop_int.h"
 
 #include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/select.h>
 #include <time.h>
-#include <unistd.h>
 
 #define LOOP_HEAP_MIN 16  /* first heap allocation, in timers */
 #define LOOP_DEFER_MIN 16 /* first deferred-free allocation, in entries */
-#define LOOP_SIG_CHUNK 64 /* signal bytes read per dispatch */
-
-struct loop_watch_slot {
-	unsigned events;
-	loop_io_fn *fn; /* NULL: no watch */
-	void *arg;
-	uint64_t epoch; /* loop epoch in which this watch was installed */
-};
-
-struct loop_hook {
-	loop_pass_fn *fn;
-	void *arg;
-};
-
-struct loop_deferred {
-	loop_free_fn *fn;
-	void *ptr;
-};
-
-struct loop_sig_slot {
-	loop_signal_fn *fn;
-	void *arg;
-	bool installed;	      /* our handler is in place; old is valid */
-	struct sigaction old; /* restored by loop_free() */
-};
-
-struct loop {
-	struct loop_watch_slot watch[FD_SETSIZE];
-	fd_set rmaster;
-	fd_set wmaster;
-	int maxfd;
-	size_t nwatch;
-	uint64_t epoch;
-
-	struct loop_timer **heap;
-	size_t nheap;
-	size_t heap_cap;
-	uint64_t timer_seq;
-
-	loop_clock_fn *clock_fn; /* NULL: CLOCK_MONOTONIC */
-	void *clock_arg;
-
-	int sig_pipe[2]; /* -1 until the first loop_signal() */
-	struct loop_sig_slot sig[LOOP_MAX_SIGNO + 1];
-
-	struct loop_hook hooks[LOOP_MAX_PASS_HOOKS];
-	size_t nhooks;
-
-	struct loop_deferred *defer;
-	size_t ndefer;
-	size_t defer_cap;
-
-	bool stopping;
-};
-
-/*
- * The one piece of process state. A signal handler gets no argument, so the
- * write end of the self-pipe has to be reachable from a static. Only one
- * loop (the worker's) may own signals at a time; loop_signal() on another
- * fails with EBUSY. A lock-free atomic is safe to read in a handler
- * (C11 7.14.1.1) and makes the claim race-free.
- */
-_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "signal handler needs lock-free int");
-static atomic_int loop_sig_wfd = -1;
 
 static uint64_t
 loop_monotonic_ms(void)
@@ -365,133 +296,6 @@ loop_timer_armed(const struct loop_timer *t)
 	return t->heap_index != SIZE_MAX;
 }
 
-/* ---- signals: handler -> self-pipe byte -> loop callback ---- */
-
-static void
-loop_sig_handler(int signo)
-{
-	int saved = errno;
-	int fd = atomic_load(&loop_sig_wfd);
-	unsigned char b = (unsigned char)signo;
-
-	if (fd >= 0) {
-		/*
-		 * A full pipe (EAGAIN) drops the byte: 64 KiB of signals are
-		 * already waiting, and the kernel coalesces them anyway.
-		 */
-		ssize_t r = write(fd, &b, 1);
-		(void)r;
-	}
-	errno = saved;
-}
-
-static void
-loop_sig_read(struct loop *l, int fd, unsigned events, void *arg)
-{
-	unsigned char buf[LOOP_SIG_CHUNK];
-	ssize_t n;
-
-	(void)events;
-	(void)arg;
-	/* One bounded read per pass; the rest keeps the fd readable. */
-	do
-		n = read(fd, buf, sizeof buf);
-	while (n < 0 && errno == EINTR);
-	/* EAGAIN: a spurious wake-up. Nothing else can fail on our pipe. */
-	for (ssize_t i = 0; i < n; i++) {
-		struct loop_sig_slot *s;
-
-		if (buf[i] == 0 || buf[i] > LOOP_MAX_SIGNO)
-			continue;
-		s = &l->sig[buf[i]];
-		if (s->fn)
-			s->fn(l, buf[i], s->arg);
-	}
-}
-
-static void
-loop_sig_close_pipe(struct loop *l)
-{
-	int expected = l->sig_pipe[1];
-
-	if (l->sig_pipe[0] < 0)
-		return;
-	/* Stop the handler from writing before the fd can be reused. */
-	(void)atomic_compare_exchange_strong(&loop_sig_wfd, &expected, -1);
-	loop_unwatch(l, l->sig_pipe[0]);
-	/* close() errors leave nothing to undo on a pipe. */
-	(void)close(l->sig_pipe[0]);
-	(void)close(l->sig_pipe[1]);
-	l->sig_pipe[0] = -1;
-	l->sig_pipe[1] = -1;
-}
-
-/* Creates the self-pipe on first use and claims the handler's static. */
-static int
-loop_sig_open(struct loop *l)
-{
-	int expected = -1;
-	int saved;
-
-	if (l->sig_pipe[0] >= 0)
-		return 0;
-	if (atomic_load(&loop_sig_wfd) != -1) {
-		errno = EBUSY;
-		return -1;
-	}
-	if (pipe2(l->sig_pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
-		l->sig_pipe[0] = -1;
-		l->sig_pipe[1] = -1;
-		return -1;
-	}
-	if (loop_watch(l, l->sig_pipe[0], LOOP_READ, loop_sig_read, NULL) < 0) {
-		saved = errno;
-		(void)close(l->sig_pipe[0]);
-		(void)close(l->sig_pipe[1]);
-		l->sig_pipe[0] = -1;
-		l->sig_pipe[1] = -1;
-		errno = saved;
-		return -1;
-	}
-	if (!atomic_compare_exchange_strong(&loop_sig_wfd, &expected,
-					    l->sig_pipe[1])) {
-		loop_sig_close_pipe(l);
-		errno = EBUSY;
-		return -1;
-	}
-	return 0;
-}
-
-int
-loop_signal(struct loop *l, int signo, loop_signal_fn *fn, void *arg)
-{
-	struct loop_sig_slot *s;
-	struct sigaction sa;
-
-	if (signo <= 0 || signo > LOOP_MAX_SIGNO || !fn) {
-		errno = EINVAL;
-		return -1;
-	}
-	if (loop_sig_open(l) < 0)
-		return -1;
-	s = &l->sig[signo];
-	s->fn = fn;
-	s->arg = arg;
-	if (s->installed)
-		return 0;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = loop_sig_handler;
-	sa.sa_flags = SA_RESTART;
-	if (sigemptyset(&sa.sa_mask) < 0 ||
-	    sigaction(signo, &sa, &s->old) < 0) {
-		s->fn = NULL;
-		s->arg = NULL;
-		return -1;
-	}
-	s->installed = true;
-	return 0;
-}
-
 /* ---- end of pass ---- */
 
 int
@@ -667,12 +471,7 @@ loop_free(struct loop *l)
 	if (!l)
 		return;
 	loop_drain_frees(l);
-	for (int signo = 1; signo <= LOOP_MAX_SIGNO; signo++) {
-		/* Cannot fail: the same signo was accepted when installed. */
-		if (l->sig[signo].installed)
-			(void)sigaction(signo, &l->sig[signo].old, NULL);
-	}
-	loop_sig_close_pipe(l);
+	loop_sig_free(l);
 	/* Owners may still look at their timers: mark them disarmed. */
 	for (size_t i = 0; i < l->nheap; i++)
 		l->heap[i]->heap_index = SIZE_MAX;

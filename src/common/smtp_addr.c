@@ -14,6 +14,7 @@
  * there is no domain ("<>", "<postmaster>"). On failure *out is zeroed.
  */
 #include "smtp_addr.h"
+#include "utf8.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -79,38 +80,6 @@ addr_bad_char(int c, enum addr_err other)
 	return c < 0x21 || c == 0x7f ? ADDR_ERR_SYNTAX : other;
 }
 
-/* Length of the well-formed UTF-8 sequence at s (RFC 3629 4), 0 if none. */
-static size_t
-addr_utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t need;
-
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		need = 2;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		need = 3;
-		if (s[0] == 0xe0)
-			lo = 0xa0; /* overlong */
-		else if (s[0] == 0xed)
-			hi = 0x9f; /* surrogates */
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		need = 4;
-		if (s[0] == 0xf0)
-			lo = 0x90; /* overlong */
-		else if (s[0] == 0xf4)
-			hi = 0x8f; /* past U+10FFFF */
-	} else {
-		return 0;
-	}
-	if (n < need || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < need; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return need;
-}
-
 /*
  * At an octet >= 0x80: RFC 6531 3.3 allows UTF-8 only after SMTPUTF8.
  * Steps over one well-formed character.
@@ -120,7 +89,7 @@ addr_nonascii(struct addr_parser *p)
 {
 	if (!(p->flags & ADDR_ALLOW_UTF8))
 		return ADDR_ERR_UTF8;
-	size_t n = addr_utf8_len(p->s + p->pos, p->len - p->pos);
+	size_t n = utf8_seq_len(p->s + p->pos, p->len - p->pos);
 	if (n == 0)
 		return ADDR_ERR_SYNTAX;
 	p->pos += n;
