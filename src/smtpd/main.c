@@ -18,8 +18,10 @@
 #include "log.h"
 #include "loop.h"
 #include "maildir.h"
+#include "push.h"
 #include "server.h"
 #include "smtpd_config.h"
+#include "smtpd_metrics.h"
 
 static const char usage[] =
     "usage: smtpd [-c FILE] [--check-config]\n"
@@ -95,6 +97,7 @@ run(struct smtpd_config *cfg)
 	char err[CONFIG_ERR_MAX];
 	int rc = 1;
 	struct server srv;
+	struct push *push = NULL;
 
 	struct maildir *md =
 	    maildir_open(cfg->maildir, cfg->hostname, err, sizeof err);
@@ -123,8 +126,14 @@ run(struct smtpd_config *cfg)
 		server_finish(&srv);
 		goto out;
 	}
+	if (smtpd_metrics_start(&srv, &push, err, sizeof err) != 0) {
+		fprintf(stderr, "smtpd: %s\n", err);
+		server_finish(&srv);
+		goto out;
+	}
 	log_start_line(log, cfg, cleaned);
 	rc = loop_run(loop) == 0 ? 0 : 1;
+	push_free(push); /* aborts a request in flight; never waits */
 	server_finish(&srv);
 	loop_run_once(loop, 0); /* deferred frees of the last connections */
 	struct log_line *l = log_begin(log, LOG_INFO, "smtpd.stop");

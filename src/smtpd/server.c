@@ -44,6 +44,7 @@ server_refuse(struct server *srv, int fd, const struct sockaddr *peer,
 	if (n > 0)
 		(void)!send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	close(fd);
+	srv->ctx.stats.refused++;
 
 	char addr[NET_ADDR_STR_MAX];
 	net_addr_host(peer, addr, sizeof addr);
@@ -237,6 +238,7 @@ server_start(struct server *srv, struct loop *loop, struct logger *log,
 	srv->log = log;
 	srv->cfg = cfg;
 	srv->md = md;
+	srv->started_ms = loop_now(loop);
 	srv->ctx.cfg = cfg;
 	srv->ctx.loop = loop;
 	srv->ctx.log = log;

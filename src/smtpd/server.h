@@ -38,6 +38,7 @@ struct server {
 	struct conn *conns; /* doubly linked, newest first */
 	size_t nconns;
 	uint64_t next_conn_id;
+	uint64_t started_ms; /* loop_now() at server_start(), for up-time */
 };
 
 /*

@@ -326,6 +326,7 @@ void
 session_eof(struct session *s)
 {
 	if (s->state == SESSION_WRITING_DATA) {
+		s->ctx->stats.msgs_rejected++;
 		struct log_line *l = session_log(s, LOG_INFO, "msg.rejected");
 		log_str(l, "reason", "connection lost in DATA");
 		log_end(l);

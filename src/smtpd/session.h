@@ -51,6 +51,19 @@ struct logger;
 struct smtpd_config;
 struct session;
 
+/*
+ * Counters since start-up, each tied to a log event so the two agree.
+ * Pushed as metrics (smtpd_metrics.c).
+ */
+struct smtpd_stats {
+	uint64_t connections;	/* sessions opened: conn.open */
+	uint64_t refused;	/* 421 at connect: conn.refused */
+	uint64_t msgs_accepted; /* 250 after DATA: msg.accepted */
+	uint64_t msgs_rejected; /* reached DATA, nothing stored: msg.rejected */
+	uint64_t rcpts_rejected; /* relay policy: rcpt.rejected */
+	uint64_t bytes_accepted; /* stored size of accepted messages */
+};
+
 /* What every session shares; owned by the server. */
 struct session_ctx {
 	const struct smtpd_config *cfg;
@@ -60,6 +73,7 @@ struct session_ctx {
 	const struct cidr *relay_nets;
 	size_t relay_nets_count;
 	bool draining; /* shutting down: finish DATA, refuse the rest */
+	struct smtpd_stats stats;
 	/* Called when a session has new output or wants to close outside
 	 * of a read (timer, commit); may be NULL in tests. */
 	void (*wake)(struct session *, void *arg);

@@ -234,6 +234,7 @@ cmd_rcpt(struct session *s, const char *args, size_t len)
 		return;
 	}
 	if (!session_may_relay(s, &to)) {
+		s->ctx->stats.rcpts_rejected++;
 		struct log_line *l = session_log(s, LOG_INFO, "rcpt.rejected");
 		log_str(l, "client", s->peer_ip);
 		log_str(l, "to", to.addr);

@@ -115,6 +115,7 @@ session_storage_reply(struct session *s, int err)
 static void
 session_log_rejected(struct session *s, int code, const char *reason)
 {
+	s->ctx->stats.msgs_rejected++;
 	struct log_line *l = session_log(s, LOG_INFO, "msg.rejected");
 	log_str(l, "client", s->peer_ip);
 	log_str(l, "from", s->from.addr);
@@ -183,6 +184,8 @@ session_committed(struct maildir_file *f, int err, void *arg)
 		session_storage_reply(s, err);
 	} else {
 		s->msgs++;
+		s->ctx->stats.msgs_accepted++;
+		s->ctx->stats.bytes_accepted += s->data.size;
 		struct log_line *l = session_log(s, LOG_INFO, "msg.accepted");
 		log_str(l, "queue_id", s->file.queue_id);
 		log_str(l, "client", s->peer_ip);

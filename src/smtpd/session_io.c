@@ -150,6 +150,7 @@ conn_open(struct server *srv, int fd, const struct sockaddr *peer,
 		srv->conns->prev = c;
 	srv->conns = c;
 	srv->nconns++;
+	srv->ctx.stats.connections++;
 
 	char addr[NET_ADDR_STR_MAX];
 	net_addr_host(peer, addr, sizeof addr);

@@ -13,6 +13,7 @@
 #include "data.h"
 #include "log.h"
 #include "net.h"
+#include "push.h"
 
 #define KEY(path, type, field, min, max, names)                                \
 	{                                                                      \
@@ -80,6 +81,7 @@ static const struct config_key smtpd_keys[] = {
     KEY("timeouts.shutdown", CONFIG_DURATION, timeout_shutdown, 0, DAY_MS,
 	NULL),
     KEY("log.level", CONFIG_ENUM, log_level, 0, 0, level_names),
+    PUSH_CONFIG_KEYS(struct smtpd_config, push),
 };
 
 #define NKEYS (sizeof smtpd_keys / sizeof smtpd_keys[0])
@@ -105,9 +107,30 @@ smtpd_config_defaults(struct smtpd_config *c)
 	c->timeout_shutdown = 30 * 1000;
 	c->log_level = LOG_INFO;
 	if (!c->hostname || !c->maildir ||
+	    push_config_defaults(&c->push, "smtpd") != 0 ||
 	    config_list_set(&c->listen, listen, 1) != 0 ||
 	    config_list_set(&c->relay_networks, nets, 2) != 0)
 		return -1;
+	return 0;
+}
+
+/*
+ * smtpd has no resolver of its own: unless libcurl resolves with c-ares,
+ * push and ping hosts must be numeric (no resolver thread).
+ */
+static int
+check_push_hosts(const struct smtpd_config *c, const char *where, char *err,
+		 size_t errlen)
+{
+	char msg[512];
+	if (push_check_host(c->push.push_url, false, msg, sizeof msg)) {
+		snprintf(err, errlen, "%s: metrics.push_url: %s", where, msg);
+		return -1;
+	}
+	if (push_check_host(c->push.ping_url, false, msg, sizeof msg)) {
+		snprintf(err, errlen, "%s: health.ping_url: %s", where, msg);
+		return -1;
+	}
 	return 0;
 }
 
@@ -116,6 +139,9 @@ static int
 check_values(struct smtpd_config *c, const char *file, char *err, size_t errlen)
 {
 	const char *where = file ? file : "(defaults)";
+
+	if (check_push_hosts(c, where, err, errlen) != 0)
+		return -1;
 
 	if (c->listen.count == 0) {
 		snprintf(err, errlen, "%s: listen: needs at least one address",

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "push.h"
 
 #define SMTPD_DEFAULT_CONFIG "/etc/mta/smtpd.yaml"
 /* Descriptors below FD_SETSIZE kept for what is not a session: stdio,
@@ -32,7 +33,8 @@ struct smtpd_config {
 	uint64_t timeout_command; /* milliseconds */
 	uint64_t timeout_data;
 	uint64_t timeout_shutdown;
-	unsigned log_level; /* enum log_level */
+	unsigned log_level;	 /* enum log_level */
+	struct push_config push; /* metrics.* and health.* */
 };
 
 /* Fills built-in defaults. Returns -1 on ENOMEM. */
