@@ -154,6 +154,10 @@ client_next_job(struct client *c)
 		client_arm(c, cfg->timeout_mail);
 		return;
 	}
+	/* Outcomes of the last transaction are on disk before the next one
+	 * starts; until then the pass-end flush kicks this session. */
+	if (c->q->head && !sender_txn_may_start(c->snd, c->q))
+		return;
 	struct job *j;
 	while ((j = mxq_pop(c->q)) != NULL) {
 		c->job = j;
@@ -227,14 +231,23 @@ on_greeting(struct client *c, const struct smtp_reply *r)
 	client_arm(c, c->snd->cfg->timeout_mail);
 }
 
+/* EHLO or HELO accepted: the host works; mail can go. */
+static void
+client_session_open(struct client *c)
+{
+	client_log_session(c, "session.open");
+	c->q->sessions++;
+	sender_host_up(c->snd, c->q);
+	client_next_job(c);
+}
+
 static void
 on_ehlo(struct client *c, const struct smtp_reply *r)
 {
 	if (r->code / 100 == 2) {
 		smtp_caps_parse(r, &c->caps);
 		c->pipelining = c->caps.pipelining;
-		client_log_session(c, "session.open");
-		client_next_job(c);
+		client_session_open(c);
 		return;
 	}
 	if (r->code / 100 == 5) { /* RFC 5321 3.2: fall back to HELO */
@@ -259,8 +272,7 @@ on_helo(struct client *c, const struct smtp_reply *r)
 	}
 	memset(&c->caps, 0, sizeof c->caps);
 	c->pipelining = false;
-	client_log_session(c, "session.open");
-	client_next_job(c);
+	client_session_open(c);
 }
 
 /* RSET after a failed transaction (RFC 5321 4.1.1.5). */

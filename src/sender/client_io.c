@@ -146,6 +146,8 @@ client_close(struct client *c, const char *why)
 	/* A session that failed before delivering anything: this host is
 	 * no good for now. (A clean QUIT has why == NULL; jobs queued while
 	 * it was closing simply get a new session.) */
+	if (why && !c->progress && !snd->stopping)
+		sender_host_failed(snd, c->q, why);
 	if (snd->stopping || (why && !c->progress))
 		sender_failover(snd, c->q, why ? why : "sender shutting down");
 	loop_defer_free(snd->loop, client_free, c);
@@ -362,7 +364,6 @@ client_start(struct sender *snd, struct mxq *q)
 	loop_timer_init(&c->timer, client_timeout, c);
 	loop_timer_init(&c->linger, client_linger_done, c);
 	q->client = c;
-	q->sessions++;
 	snd->clients++;
 	snprintf(c->relay, sizeof c->relay, "%s", q->key);
 	client_resolve(c);

@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "client.h"
 #include "dns.h"
+#include "instance.h"
 #include "journal.h"
 #include "log.h"
 #include "loop.h"
@@ -24,7 +25,9 @@
 #include "queue_list.h"
 #include "scan.h"
 #include "sender.h"
+#include "push.h"
 #include "sender_config.h"
+#include "sender_metrics.h"
 
 #define SENDER_STOP_MS 10000 /* how long in-flight sessions may finish */
 
@@ -142,8 +145,9 @@ on_claim(void *arg, const char *name)
 		return;
 	}
 	snd->messages++;
-	/* Claimed before by this instance: who already has it? */
-	int done = journal_replay(snd->inst_fd, m, false);
+	/* Claimed before by this instance: who already has it, and is it
+	 * still waiting for its next try? */
+	int done = journal_replay(snd->inst_fd, m, true);
 	struct log_line *l = log_begin(snd->log, LOG_INFO, "msg.claimed");
 	log_str(l, "queue_id", m->queue_id);
 	log_str(l, "from", m->env.from.addr);
@@ -152,7 +156,35 @@ on_claim(void *arg, const char *name)
 	if (done != 0)
 		log_int(l, "resumed_final", done);
 	log_end(l);
-	route_message(snd, m);
+	if (!retry_resume(snd, m))
+		route_message(snd, m);
+}
+
+/* What the instance callbacks and the stop signal need. */
+struct sender_run {
+	struct sender *snd;
+	struct instance *inst;
+};
+
+/* A message adopted from a dead instance's folder. Before scan's
+ * start-up report has run, the report lists it: not handed twice. */
+static void
+on_adopted(void *arg, const char *name)
+{
+	struct sender_run *r = arg;
+	if (r->snd->scan && scan_started(r->snd->scan))
+		on_claim(r->snd, name);
+}
+
+/* Another sender owns our folder now: start nothing, stop at once. */
+static void
+on_instance_lost(void *arg)
+{
+	struct sender_run *r = arg;
+	r->snd->stopping = true;
+	scan_free(r->snd->scan);
+	r->snd->scan = NULL;
+	loop_stop(r->snd->loop);
 }
 
 static void
@@ -177,13 +209,16 @@ on_stop_timer(struct loop *loop, struct loop_timer *t, void *arg)
 static void
 on_stop_signal(struct loop *loop, int signo, void *arg)
 {
-	struct sender *snd = arg;
+	struct sender_run *r = arg;
+	struct sender *snd = r->snd;
 	struct log_line *l = log_begin(snd->log, LOG_INFO, "sender.signal");
 	log_str(l, "signal", signo == SIGTERM ? "SIGTERM" : "SIGINT");
 	log_end(l);
 	if (snd->stopping)
 		return;
 	snd->stopping = true;
+	if (r->inst) /* NULL: a signal while start-up failed */
+		instance_stop_adopting(r->inst);
 	scan_free(snd->scan);
 	snd->scan = NULL;
 	retry_release_all(snd);
@@ -202,7 +237,33 @@ on_usr1(struct loop *loop, int signo, void *arg)
 	(void)signo;
 	if (snd->scan)
 		scan_kick(snd->scan);
+	sender_hosts_reset(snd);
 	retry_all_now(snd);
+}
+
+/*
+ * Takes the instance folder for this process (locked until exit) in
+ * place of the unlocked open from open_dirs(). *rc: 78 when another
+ * live sender has it.
+ */
+static int
+open_instance(const struct sender_config *cfg, struct sender_dirs *dirs,
+	      struct sender *snd, struct sender_run *ctx, int *rc)
+{
+	char err[CONFIG_ERR_MAX];
+	enum instance_err why;
+	ctx->inst = instance_open(dirs->spool, cfg->instance, cfg->orphan_after,
+				  INSTANCE_LOCK_WAIT_MS, snd->log, &why, err,
+				  sizeof err);
+	if (!ctx->inst) {
+		fprintf(stderr, "sender: %s\n", err);
+		*rc = why == INSTANCE_BUSY ? CLI_EXIT_CONFIG : 1;
+		return -1;
+	}
+	close(dirs->inst_fd);
+	dirs->inst_fd = -1;
+	snd->inst_fd = instance_fd(ctx->inst);
+	return 0;
 }
 
 static int
@@ -210,8 +271,10 @@ run(const struct sender_config *cfg)
 {
 	char err[CONFIG_ERR_MAX];
 	struct sender snd = {.cfg = cfg};
+	struct sender_run ctx = {.snd = &snd};
 	struct sender_dirs dirs;
 	int rc = 1;
+	struct push *push = NULL;
 
 	if (open_dirs(cfg, &dirs, err, sizeof err) != 0) {
 		fprintf(stderr, "sender: %s\n", err);
@@ -241,12 +304,14 @@ run(const struct sender_config *cfg)
 		goto out;
 	}
 	if (loop_on_pass_end(snd.loop, sender_sync_retired, &snd) != 0 ||
-	    loop_signal(snd.loop, SIGTERM, on_stop_signal, &snd) != 0 ||
-	    loop_signal(snd.loop, SIGINT, on_stop_signal, &snd) != 0 ||
+	    loop_signal(snd.loop, SIGTERM, on_stop_signal, &ctx) != 0 ||
+	    loop_signal(snd.loop, SIGINT, on_stop_signal, &ctx) != 0 ||
 	    loop_signal(snd.loop, SIGUSR1, on_usr1, &snd) != 0) {
 		fprintf(stderr, "sender: signals: %s\n", strerror(errno));
 		goto out;
 	}
+	if (open_instance(cfg, &dirs, &snd, &ctx, &rc) != 0)
+		goto out;
 	struct log_line *l = log_begin(snd.log, LOG_INFO, "sender.start");
 	log_str(l, "version", MTA_VERSION);
 	log_str(l, "instance", cfg->instance);
@@ -262,15 +327,36 @@ run(const struct sender_config *cfg)
 			"receivers distrust a bare EHLO name");
 		log_end(l);
 	}
+	/* orphans adopted now are in the folder for the start-up report */
+	if (instance_start(ctx.inst, snd.loop, on_adopted, on_instance_lost,
+			   &ctx) != 0) {
+		fprintf(stderr, "sender: instance: %s\n", strerror(errno));
+		goto out;
+	}
+	int orphans = journal_clean_orphans(snd.inst_fd);
+	if (orphans != 0) {
+		l = log_begin(snd.log, orphans < 0 ? LOG_ERROR : LOG_INFO,
+			      "journal.orphans_removed");
+		if (orphans < 0)
+			log_str(l, "error", strerror(errno));
+		else
+			log_int(l, "count", orphans);
+		log_end(l);
+	}
 	snd.scan =
-	    scan_new(snd.loop, snd.log, dirs.new_fd, dirs.inst_fd,
+	    scan_new(snd.loop, snd.log, dirs.new_fd, snd.inst_fd,
 		     cfg->scan_interval, on_claim, &snd, err, sizeof err);
 	if (!snd.scan) {
 		fprintf(stderr, "sender: scan: %s\n", err);
 		goto out;
 	}
 	loop_timer_init(&snd.stop_timer, on_stop_timer, &snd);
-	rc = loop_run(snd.loop) == 0 ? 0 : 1;
+	snd.started_ms = loop_now(snd.loop);
+	if (sender_metrics_start(&snd, &push, err, sizeof err) != 0) {
+		fprintf(stderr, "sender: %s\n", err);
+		goto out;
+	}
+	rc = loop_run(snd.loop) == 0 && !instance_lost(ctx.inst) ? 0 : 1;
 	loop_timer_disarm(snd.loop, &snd.stop_timer);
 	retry_release_all(&snd);
 	stop_all_clients(&snd, true);
@@ -278,6 +364,7 @@ run(const struct sender_config *cfg)
 	log_uint(l, "unfinished", snd.messages);
 	log_end(l);
 out:
+	push_free(push); /* before dns_free: a late answer only frees */
 	scan_free(snd.scan);
 	dns_free(snd.dns);
 	if (snd.loop)
@@ -285,6 +372,8 @@ out:
 	mxq_table_free(&snd.queues);
 	route_cache_free(snd.routes);
 	journal_fini(&snd.journal);
+	free(snd.sync_wait);
+	instance_free(ctx.inst); /* the lock goes last */
 	log_stop(snd.log);
 	loop_free(snd.loop);
 	close_dirs(&dirs);

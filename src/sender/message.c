@@ -2,9 +2,10 @@
  * message: one claimed message, see message.h.
  *
  * Owns: the struct message, its envelope (parsed from the head of the
- * file, never more than ENVELOPE_BLOCK_MAX bytes of it) and the
- * per-recipient state array. The file itself stays where it is until
- * message_retire() or message_set_aside() moves it. At most
+ * file, never more than ENVELOPE_BLOCK_MAX bytes of it), the
+ * per-recipient state array and the per-recipient reason and MX host
+ * strings (why, mx; allocated on first use). The file itself stays where it is
+ * until message_retire() or message_set_aside() moves it. At most
  * MESSAGE_HEAD_MAX bytes of a file are ever read here.
  *
  * Invariants:
@@ -215,9 +216,12 @@ message_free(struct message *m)
 		return;
 	if (m->journal_fd >= 0)
 		close(m->journal_fd); /* journal_close() normally did */
-	for (size_t i = 0; m->why && i < m->env.nrcpt; i++)
-		free(m->why[i]);
+	for (size_t i = 0; i < m->env.nrcpt; i++) {
+		free(m->why ? m->why[i] : NULL);
+		free(m->mx ? m->mx[i] : NULL);
+	}
 	free(m->why);
+	free(m->mx);
 	envelope_free(&m->env);
 	free(m->state);
 	free(m);
@@ -296,20 +300,49 @@ message_set_aside(int dir_fd, const char *name, int aside_fd)
 	return message_sync_dirs(aside_fd, dir_fd);
 }
 
+/* Replaces (*slots)[i] with s (which may be NULL), allocating the
+ * per-recipient array on first use. Takes over s; -1 on ENOMEM. */
+static int
+message_set_slot(struct message *m, char ***slots, size_t i, char *s)
+{
+	if (i >= m->env.nrcpt) {
+		free(s);
+		errno = EINVAL;
+		return -1;
+	}
+	if (!*slots && !s)
+		return 0;
+	if (!*slots) {
+		*slots = calloc(m->env.nrcpt, sizeof **slots);
+		if (!*slots) {
+			free(s);
+			return -1;
+		}
+	}
+	free((*slots)[i]);
+	(*slots)[i] = s;
+	return 0;
+}
+
 int
 message_set_why(struct message *m, size_t i, const char *dsn, const char *reply)
 {
-	if (!m->why) {
-		m->why = calloc(m->env.nrcpt, sizeof *m->why);
-		if (!m->why)
+	char *s = NULL;
+	if (dsn) {
+		size_t len = strlen(dsn) + strlen(reply) + 2;
+		s = malloc(len);
+		if (!s)
 			return -1;
+		snprintf(s, len, "%s %s", dsn, reply);
 	}
-	size_t len = strlen(dsn) + strlen(reply) + 2;
-	char *s = malloc(len);
+	return message_set_slot(m, &m->why, i, s);
+}
+
+int
+message_set_mx(struct message *m, size_t i, const char *mx)
+{
+	char *s = strdup(mx);
 	if (!s)
 		return -1;
-	snprintf(s, len, "%s %s", dsn, reply);
-	free(m->why[i]);
-	m->why[i] = s;
-	return 0;
+	return message_set_slot(m, &m->mx, i, s);
 }

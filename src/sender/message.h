@@ -36,9 +36,13 @@ struct message {
 	int journal_fd;		/* journal.c's, -1 until the first outcome */
 	char **why;		/* per recipient "dsn reply" of a failure, or
 				   NULL (allocated on the first failure) */
+	char **mx;		/* per recipient MX host of its last attempt,
+				   as the journal recorded it, or NULL
+				   (allocated on the first one) */
 	bool bounced;		/* the bounce for it has been written */
-	/* Waiting to retry deferred recipients (sender.c's): */
-	unsigned attempts; /* delivery attempts that ended deferred */
+	/* Waiting to retry deferred recipients (retry.c's): */
+	unsigned attempts;   /* delivery attempts that ended deferred */
+	int64_t next_try_ms; /* wall clock of the next try, 0: unknown */
 	struct loop_timer retry;
 	struct sender *retry_owner;
 	struct message *next_waiting;
@@ -60,9 +64,13 @@ enum message_err message_load(int dir_fd, const char *name,
 void message_free(struct message *);
 
 /* Remembers why recipient i failed ("5.1.1 550 ... no such user"), for
- * the bounce. Returns -1 on ENOMEM (the bounce then says less). */
+ * the bounce; a NULL dsn forgets it. Returns -1 on ENOMEM (the bounce
+ * then says less). */
 int message_set_why(struct message *, size_t i, const char *dsn,
 		    const char *reply);
+/* Remembers the MX host of recipient i's last attempt (for `sender
+ * queue`). Returns -1 on ENOMEM. */
+int message_set_mx(struct message *, size_t i, const char *mx);
 
 /* Marks recipient i; returns true when that settled the last one. */
 bool message_settle(struct message *, size_t i, enum rcpt_state);

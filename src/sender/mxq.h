@@ -12,6 +12,7 @@
 #ifndef MTA_MXQ_H
 #define MTA_MXQ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,8 +49,14 @@ struct mxq {
 	struct job **tail;
 	size_t njobs;
 	struct client *client; /* the one session, or NULL */
-	uint64_t sessions;     /* sessions opened so far */
-	struct mxq *next;      /* hash chain */
+	uint64_t sessions;     /* sessions opened (EHLO/HELO accepted) */
+	/* Host backoff (sender.c): sessions in a row that failed before
+	 * delivering anything, and until when the host is not tried. */
+	unsigned failures;
+	uint64_t down_until;  /* loop_now() ms; 0: usable */
+	char last_error[256]; /* why its last session failed */
+	bool sync_wait;	      /* waits for the journal flush (sender.c) */
+	struct mxq *next;     /* hash chain */
 };
 
 struct mxq_table {

@@ -1,13 +1,16 @@
 /*
  * queue_list: see queue_list.h. Messages are loaded with the same code
  * the sender uses (message_load, journal_replay), so what it shows is
- * what a sender would do with them.
+ * what a sender would do with them. JSON is printed as each message is
+ * read; the text listing keeps the messages (at most
+ * QUEUE_LIST_TEXT_MAX) to sort their waiting recipients by host.
  */
 #include "queue_list.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,12 +19,48 @@
 #include "journal.h"
 #include "log.h"
 #include "message.h"
+#include "sender.h"
 #include "sender_config.h"
 
-struct queue_totals {
+/* One line of the text listing: a waiting recipient, or a message with
+ * none (rcpt == SIZE_MAX). */
+struct queue_entry {
+	struct message *m;
+	const char *folder;
+	size_t rcpt;
+	const char *host; /* its last MX host or its domain; NULL: none */
+	bool tried;	  /* host is where it was last tried */
+};
+
+struct queue_state {
+	bool json;
+	FILE *out;
+	int64_t now; /* wall clock, ms */
 	unsigned messages;
 	unsigned waiting; /* recipients without a final outcome */
+	bool cut;	  /* more than QUEUE_LIST_TEXT_MAX messages */
+	struct message **kept;
+	size_t nkept, capkept;
+	struct queue_entry *ents;
+	size_t nents, capents;
+	char **folders;
+	size_t nfolders, capfolders;
 };
+
+/* Grows *arr (of elem-sized items) to hold one more; -1 on ENOMEM. */
+static int
+queue_grow(void **arr, size_t *cap, size_t n, size_t elem)
+{
+	if (n < *cap)
+		return 0;
+	size_t c = *cap ? *cap * 2 : 64;
+	void *p = realloc(*arr, c * elem);
+	if (!p)
+		return -1;
+	*arr = p;
+	*cap = c;
+	return 0;
+}
 
 static const char *
 queue_state_name(enum rcpt_state st)
@@ -38,22 +77,91 @@ queue_state_name(enum rcpt_state st)
 	}
 }
 
+static bool
+queue_rcpt_waiting(const struct message *m, size_t i)
+{
+	return m->state[i] == RCPT_PENDING || m->state[i] == RCPT_DEFERRED;
+}
+
+static bool
+queue_any_deferred(const struct message *m)
+{
+	for (size_t i = 0; i < m->env.nrcpt; i++)
+		if (m->state[i] == RCPT_DEFERRED)
+			return true;
+	return false;
+}
+
+/* Recipient i's last reply split into dsn and reply text; false when
+ * none is known. */
+static bool
+queue_why(const struct message *m, size_t i, char *dsn, size_t cap,
+	  const char **reply)
+{
+	const char *why = m->why ? m->why[i] : NULL;
+	if (!why)
+		return false;
+	size_t n = strcspn(why, " ");
+	snprintf(dsn, cap, "%.*s", (int)n, why);
+	*reply = why[n] ? why + n + 1 : "";
+	return true;
+}
+
+static const char *
+queue_mx(const struct message *m, size_t i)
+{
+	return m->mx && m->mx[i] ? m->mx[i] : NULL;
+}
+
+static void
+queue_time(char *buf, size_t cap, int64_t ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ---- JSON ------------------------------------------------------------ */
+
 static void
 queue_json_str(FILE *out, const char *key, const char *val)
 {
-	char buf[2 * 1024];
-	size_t n = log_json_escape(buf, sizeof buf - 1, val, strlen(val));
+	char buf[6 * JOURNAL_LINE_MAX]; /* every byte may become \u00XX */
+	if (!val) {
+		fprintf(out, "\"%s\":null", key);
+		return;
+	}
+	size_t n = log_json_escape(buf, sizeof buf, val, strlen(val));
 	fprintf(out, "\"%s\":\"%.*s\"", key, (int)n, buf);
+}
+
+static void
+queue_json_rcpt(FILE *out, const struct message *m, size_t i)
+{
+	char dsn[32];
+	const char *reply = NULL;
+	bool known = queue_why(m, i, dsn, sizeof dsn, &reply);
+
+	queue_json_str(out, "address", m->env.rcpts[i].addr);
+	fputc(',', out);
+	queue_json_str(out, "status", queue_state_name(m->state[i]));
+	fputc(',', out);
+	queue_json_str(out, "mx", queue_mx(m, i));
+	fputc(',', out);
+	queue_json_str(out, "dsn", known ? dsn : NULL);
+	fputc(',', out);
+	queue_json_str(out, "reply", known ? reply : NULL);
 }
 
 static void
 queue_print_json(FILE *out, const char *where, const struct message *m)
 {
-	char arrival[32];
-	time_t t = (time_t)(m->queued_ms / 1000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(arrival, sizeof arrival, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	char arrival[32], next[32];
+	queue_time(arrival, sizeof arrival, m->queued_ms);
+	bool has_next = m->next_try_ms > 0 && queue_any_deferred(m);
+	if (has_next)
+		queue_time(next, sizeof next, m->next_try_ms);
 	fputc('{', out);
 	queue_json_str(out, "queue_id", m->queue_id);
 	fputc(',', out);
@@ -62,38 +170,204 @@ queue_print_json(FILE *out, const char *where, const struct message *m)
 	queue_json_str(out, "arrival_time", arrival);
 	fputc(',', out);
 	queue_json_str(out, "sender", m->env.from.addr);
-	fprintf(out, ",\"attempts\":%u,\"recipients\":[", m->attempts);
+	fprintf(out, ",\"attempts\":%u,", m->attempts);
+	queue_json_str(out, "next_try", has_next ? next : NULL);
+	fputs(",\"recipients\":[", out);
 	for (size_t i = 0; i < m->env.nrcpt; i++) {
 		fputs(i ? ",{" : "{", out);
-		queue_json_str(out, "address", m->env.rcpts[i].addr);
-		fputc(',', out);
-		queue_json_str(out, "status", queue_state_name(m->state[i]));
+		queue_json_rcpt(out, m, i);
 		fputc('}', out);
 	}
 	fputs("]}\n", out);
 }
 
-static void
-queue_print_text(FILE *out, const char *where, const struct message *m)
+/* ---- text -------------------------------------------------------------- */
+
+static int
+queue_add_entry(struct queue_state *qs, struct message *m, const char *folder,
+		size_t rcpt)
 {
-	char arrival[32];
-	time_t t = (time_t)(m->queued_ms / 1000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(arrival, sizeof arrival, "%a %b %d %H:%M:%S", &tm);
-	fprintf(out, "%-28s %9llu %s  %s\n", m->queue_id,
-		(unsigned long long)m->size, arrival,
-		m->env.from.is_null ? "<>" : m->env.from.addr);
-	fprintf(out, "    (%s, attempts: %u)\n", where, m->attempts);
+	if (queue_grow((void **)&qs->ents, &qs->capents, qs->nents,
+		       sizeof *qs->ents) != 0)
+		return -1;
+	struct queue_entry *e = &qs->ents[qs->nents++];
+	e->m = m;
+	e->folder = folder;
+	e->rcpt = rcpt;
+	e->host = NULL;
+	e->tried = false;
+	if (rcpt == SIZE_MAX)
+		return 0;
+	e->host = queue_mx(m, rcpt);
+	/* deferred: tried, even when an older journal line kept no host */
+	e->tried = e->host || m->state[rcpt] == RCPT_DEFERRED ||
+		   (m->why && m->why[rcpt]);
+	if (!e->host)
+		e->host = smtp_path_domain(&m->env.rcpts[rcpt]);
+	return 0;
+}
+
+/* Keeps m for the text listing: one entry per waiting recipient, or one
+ * for the message when none waits. Returns false when m was not kept
+ * (the caller frees it). */
+static bool
+queue_keep(struct queue_state *qs, struct message *m, const char *folder)
+{
+	size_t before = qs->nents;
+	bool any = false;
+
+	if (qs->nkept >= QUEUE_LIST_TEXT_MAX ||
+	    queue_grow((void **)&qs->kept, &qs->capkept, qs->nkept,
+		       sizeof *qs->kept) != 0)
+		goto cut;
+	for (size_t i = 0; i < m->env.nrcpt; i++) {
+		if (!queue_rcpt_waiting(m, i))
+			continue;
+		any = true;
+		if (queue_add_entry(qs, m, folder, i) != 0)
+			goto cut;
+	}
+	if (!any && queue_add_entry(qs, m, folder, SIZE_MAX) != 0)
+		goto cut;
+	qs->kept[qs->nkept++] = m;
+	return true;
+cut:
+	qs->nents = before;
+	qs->cut = true;
+	return false;
+}
+
+/* Hosts by name (the tried before the untried of the same name), the
+ * messages without waiting recipients last; then by arrival. */
+static int
+queue_entry_cmp(const void *a, const void *b)
+{
+	const struct queue_entry *x = a, *y = b;
+	if (!x->host != !y->host)
+		return x->host ? -1 : 1;
+	if (x->host) {
+		int c = strcmp(x->host, y->host);
+		if (c != 0)
+			return c;
+		if (x->tried != y->tried)
+			return x->tried ? -1 : 1;
+	}
+	if (x->m->queued_ms != y->m->queued_ms)
+		return x->m->queued_ms < y->m->queued_ms ? -1 : 1;
+	int c = strcmp(x->m->queue_id, y->m->queue_id);
+	if (c != 0)
+		return c;
+	if (x->m != y->m) /* same id in two folders */
+		return strcmp(x->folder, y->folder);
+	return x->rcpt < y->rcpt ? -1 : x->rcpt > y->rcpt;
+}
+
+static bool
+queue_same_group(const struct queue_entry *a, const struct queue_entry *b)
+{
+	if (!a->host || !b->host)
+		return !a->host && !b->host;
+	return a->tried == b->tried && strcmp(a->host, b->host) == 0;
+}
+
+static void
+queue_text_header(FILE *out, const struct queue_entry *e)
+{
+	const char *host = e->host && e->host[0] ? e->host : "(no domain)";
+	if (!e->host)
+		fputs("(no recipient waiting)\n", out);
+	else
+		fprintf(out, "%s%s\n", host,
+			e->tried ? "" : " (not tried yet)");
+}
+
+static void
+queue_text_message(FILE *out, const struct queue_entry *e, int64_t now)
+{
+	const struct message *m = e->m;
+	char arrival[32], next[32] = "now";
+	queue_time(arrival, sizeof arrival, m->queued_ms);
+	if (m->next_try_ms > now && queue_any_deferred(m))
+		queue_time(next, sizeof next, m->next_try_ms);
+	fprintf(out, "  %s  %llu bytes  %s  <%s>\n", m->queue_id,
+		(unsigned long long)m->size, arrival, m->env.from.addr);
+	fprintf(out, "    folder %s, attempts %u, next try %s\n", e->folder,
+		m->attempts, next);
+}
+
+static void
+queue_text_rcpt(FILE *out, const struct message *m, size_t i)
+{
+	char dsn[32];
+	const char *reply;
+	fprintf(out, "    %s: %s", m->env.rcpts[i].addr,
+		queue_state_name(m->state[i]));
+	if (queue_why(m, i, dsn, sizeof dsn, &reply))
+		fprintf(out, ", %s", reply[0] ? reply : dsn);
+	fputc('\n', out);
+}
+
+static void
+queue_print_text(struct queue_state *qs)
+{
+	const struct queue_entry *prev = NULL;
+
+	if (qs->nents > 0) /* qsort wants an array, even of none */
+		qsort(qs->ents, qs->nents, sizeof *qs->ents, queue_entry_cmp);
+	for (size_t k = 0; k < qs->nents; k++) {
+		const struct queue_entry *e = &qs->ents[k];
+		bool group = !prev || !queue_same_group(prev, e);
+		if (group)
+			queue_text_header(qs->out, e);
+		if (group || prev->m != e->m)
+			queue_text_message(qs->out, e, qs->now);
+		if (e->rcpt != SIZE_MAX)
+			queue_text_rcpt(qs->out, e->m, e->rcpt);
+		prev = e;
+	}
+	if (qs->cut)
+		fprintf(qs->out,
+			"-- listing cut at %u messages; --json lists all\n",
+			(unsigned)qs->nkept);
+	fprintf(qs->out, "-- %u message%s, %u recipient%s waiting\n",
+		qs->messages, qs->messages == 1 ? "" : "s", qs->waiting,
+		qs->waiting == 1 ? "" : "s");
+}
+
+/* ---- folders ------------------------------------------------------------ */
+
+/* A copy of the folder name that lives as long as qs (NULL on ENOMEM). */
+static const char *
+queue_folder_name(struct queue_state *qs, const char *where)
+{
+	char *s = strdup(where);
+	if (!s || queue_grow((void **)&qs->folders, &qs->capfolders,
+			     qs->nfolders, sizeof *qs->folders) != 0) {
+		free(s);
+		return NULL;
+	}
+	qs->folders[qs->nfolders++] = s;
+	return s;
+}
+
+static void
+queue_one(struct queue_state *qs, struct message *m, const char *where)
+{
+	qs->messages++;
 	for (size_t i = 0; i < m->env.nrcpt; i++)
-		fprintf(out, "        %-40s %s\n", m->env.rcpts[i].addr,
-			queue_state_name(m->state[i]));
+		qs->waiting += queue_rcpt_waiting(m, i);
+	if (qs->json) {
+		queue_print_json(qs->out, where, m);
+		message_free(m);
+	} else if (!where || !queue_keep(qs, m, where)) {
+		qs->cut = true;
+		message_free(m);
+	}
 }
 
 /* Lists one folder; where names it in the output. */
 static int
-queue_folder(int dir_fd, const char *where, bool json, FILE *out,
-	     struct queue_totals *tot)
+queue_folder(struct queue_state *qs, int dir_fd, const char *where)
 {
 	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = fd < 0 ? NULL : fdopendir(fd);
@@ -102,6 +376,8 @@ queue_folder(int dir_fd, const char *where, bool json, FILE *out,
 			close(fd);
 		return -1;
 	}
+	if (!qs->json)
+		where = queue_folder_name(qs, where);
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
 		if (e->d_name[0] == '.')
@@ -113,30 +389,35 @@ queue_folder(int dir_fd, const char *where, bool json, FILE *out,
 		    MESSAGE_OK)
 			continue;
 		(void)journal_replay(dir_fd, m, true);
-		tot->messages++;
-		tot->waiting += (unsigned)m->unsettled;
-		for (size_t i = 0; i < m->env.nrcpt; i++)
-			tot->waiting += m->state[i] == RCPT_DEFERRED;
-		if (json)
-			queue_print_json(out, where, m);
-		else
-			queue_print_text(out, where, m);
-		message_free(m);
+		queue_one(qs, m, where);
 	}
 	closedir(d);
 	return 0;
 }
 
+static void
+queue_state_free(struct queue_state *qs)
+{
+	for (size_t k = 0; k < qs->nkept; k++)
+		message_free(qs->kept[k]);
+	for (size_t k = 0; k < qs->nfolders; k++)
+		free(qs->folders[k]);
+	free(qs->kept);
+	free(qs->ents);
+	free(qs->folders);
+}
+
 int
 queue_list(const struct sender_config *cfg, bool json, FILE *out)
 {
-	struct queue_totals tot = {0};
+	struct queue_state qs = {.json = json, .out = out};
 	int rc = 0;
 	char path[4096];
 
+	qs.now = sender_wall_ms();
 	snprintf(path, sizeof path, "%s/new", cfg->maildir);
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || queue_folder(fd, "new", json, out, &tot) != 0) {
+	if (fd < 0 || queue_folder(&qs, fd, "new") != 0) {
 		fprintf(stderr, "queue: %s: %s\n", path, strerror(errno));
 		rc = 1;
 	}
@@ -153,7 +434,7 @@ queue_list(const struct sender_config *cfg, bool json, FILE *out)
 				  O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (inst < 0)
 			continue; /* not a folder */
-		if (queue_folder(inst, e->d_name, json, out, &tot) != 0)
+		if (queue_folder(&qs, inst, e->d_name) != 0)
 			rc = 1;
 		close(inst);
 	}
@@ -162,8 +443,7 @@ queue_list(const struct sender_config *cfg, bool json, FILE *out)
 	if (spool >= 0)
 		close(spool);
 	if (!json)
-		fprintf(out, "-- %u message%s, %u recipient%s waiting\n",
-			tot.messages, tot.messages == 1 ? "" : "s", tot.waiting,
-			tot.waiting == 1 ? "" : "s");
+		queue_print_text(&qs);
+	queue_state_free(&qs);
 	return rc;
 }

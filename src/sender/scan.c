@@ -392,3 +392,9 @@ scan_claimed(const struct scan *s)
 {
 	return s->claimed;
 }
+
+bool
+scan_started(const struct scan *s)
+{
+	return s->started;
+}

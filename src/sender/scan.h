@@ -11,6 +11,7 @@
 #ifndef MTA_SCAN_H
 #define MTA_SCAN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,5 +37,8 @@ void scan_free(struct scan *);
 void scan_kick(struct scan *);
 /* Claims made so far. */
 uint64_t scan_claimed(const struct scan *);
+/* True once the start-up report of the instance folder has run: a file
+ * put into that folder later is not reported by scan. */
+bool scan_started(const struct scan *);
 
 #endif

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +19,8 @@
 #include "client.h"
 #include "log.h"
 #include "sender_config.h"
+
+static void sender_flush(struct sender *);
 
 static const char *const status_names[] = {"sent", "deferred", "bounced"};
 static const char *const status_events[] = {
@@ -37,6 +40,7 @@ sender_settle(struct sender *snd, struct message *m, size_t i,
 	      const char *relay, const char *mx)
 {
 	int64_t delay = sender_wall_ms() - m->queued_ms;
+	snd->deliveries[st]++;
 	struct log_line *l =
 	    log_begin(snd->log, st == DELIVERY_SENT ? LOG_INFO : LOG_WARN,
 		      status_events[st]);
@@ -55,7 +59,8 @@ sender_settle(struct sender *snd, struct message *m, size_t i,
 	message_settle(m, i, rs);
 	if (rs == RCPT_FAILED)
 		(void)message_set_why(m, i, dsn, reply); /* for the bounce */
-	if (journal_append(&snd->journal, snd->inst_fd, m, i, rs) != 0) {
+	if (journal_append(&snd->journal, snd->inst_fd, m, i, rs, dsn, mx,
+			   reply) != 0) {
 		l = log_begin(snd->log, LOG_ERROR, "journal.write_failed");
 		log_str(l, "queue_id", m->queue_id);
 		log_str(l, "error", strerror(errno));
@@ -94,6 +99,8 @@ sender_bounce(struct sender *snd, struct message *m)
 		    log_begin(snd->log, LOG_ERROR, "bounce.failed");
 		log_str(l, "queue_id", m->queue_id);
 		log_str(l, "error", strerror(err));
+		if (!snd->stopping)
+			log_ms(l, "retry_in", snd->cfg->retry_min_backoff);
 		log_end(l);
 		return false;
 	}
@@ -105,6 +112,26 @@ sender_bounce(struct sender *snd, struct message *m)
 	log_str(l, "to", m->env.from.addr);
 	log_end(l);
 	return true;
+}
+
+/*
+ * Whether a finished message goes to cur/ (else it is deleted): as
+ * keep_delivered says, except that a message from <> that failed (a
+ * bounce nobody can take) is kept unless bounce.drop_undeliverable.
+ */
+static bool
+sender_keep(struct sender *snd, const struct message *m, size_t bounced)
+{
+	if (bounced == 0 || !m->env.from.is_null)
+		return snd->cfg->keep_delivered;
+	bool keep = !snd->cfg->drop_undeliverable_bounces;
+	struct log_line *l =
+	    log_begin(snd->log, LOG_WARN, "bounce.undeliverable");
+	log_str(l, "queue_id", m->queue_id);
+	log_uint(l, "failed", bounced);
+	log_str(l, "action", keep ? "kept in cur/" : "dropped");
+	log_end(l);
+	return keep;
 }
 
 void
@@ -134,7 +161,12 @@ sender_check_done(struct sender *snd, struct message *m)
 		return;
 	}
 	if (bounced > 0 && !sender_bounce(snd, m)) {
-		/* Not retired without its bounce: a restart tries again. */
+		/* Not retired without its bounce: it is written later (disk
+		 * full?), after retry.min_backoff or on SIGUSR1. */
+		if (!snd->stopping) {
+			retry_wait(snd, m, snd->cfg->retry_min_backoff);
+			return;
+		}
 		journal_close(&snd->journal, m);
 		snd->messages--;
 		message_free(m);
@@ -143,10 +175,12 @@ sender_check_done(struct sender *snd, struct message *m)
 	const char *event = "msg.deferred";
 	enum log_level level = LOG_INFO;
 	int err = 0;
-	if (deferred == 0 && message_retire(m, snd->inst_fd, snd->cur_fd,
-					    snd->cfg->keep_delivered) == 0) {
+	bool keep = sender_keep(snd, m, bounced);
+	if (deferred == 0 &&
+	    message_retire(m, snd->inst_fd, snd->cur_fd, keep) == 0) {
 		event = "msg.done";
 		snd->retired++;
+		snd->cur_dirty = snd->cur_dirty || keep;
 		journal_remove(&snd->journal, snd->inst_fd, m);
 	} else if (deferred == 0) {
 		/* The file stays in the instance folder; a restart retries. */
@@ -192,9 +226,50 @@ sender_defer_queue(struct sender *snd, struct mxq *q, const char *dsn,
 	}
 }
 
+/* j cannot use its current host (why): on to its own next MX host, or
+ * deferred when it has none left. */
+static void
+sender_next_hop(struct sender *snd, struct job *j, const char *dsn,
+		const char *why, const char *mx)
+{
+	if (!snd->stopping && j->hop + 1 < j->route->nhosts) {
+		j->hop++; /* RFC 5321 5.1: the next MX host */
+		sender_route_job(snd, j);
+		return;
+	}
+	for (size_t k = 0; k < j->n; k++)
+		sender_outcome(snd, j, k, DELIVERY_DEFERRED,
+			       snd->stopping ? "4.3.2" : dsn, why, "none", mx);
+	sender_job_done(snd, j);
+}
+
+/* q's host is backed off: j is not sent there now. */
+static bool
+sender_host_down(struct sender *snd, struct mxq *q)
+{
+	return !q->client && q->down_until > loop_now(snd->loop);
+}
+
+static void
+sender_skip_host(struct sender *snd, struct mxq *q, struct job *j)
+{
+	char why[MX_HOST_MAX + 320];
+	uint64_t left = q->down_until - loop_now(snd->loop);
+	snprintf(why, sizeof why,
+		 "%s not tried for %llus after %u failed sessions (last: "
+		 "%.250s)",
+		 q->key, (unsigned long long)(left + 999) / 1000, q->failures,
+		 q->last_error);
+	sender_next_hop(snd, j, "4.4.1", why, q->key);
+}
+
 void
 sender_enqueue(struct sender *snd, struct mxq *q, struct job *j)
 {
+	if (!snd->stopping && sender_host_down(snd, q)) {
+		sender_skip_host(snd, q, j);
+		return;
+	}
 	mxq_push(q, j);
 	if (snd->stopping) /* no new sessions while stopping */
 		sender_defer_queue(snd, q, "4.3.2", "sender shutting down");
@@ -234,25 +309,75 @@ void
 sender_failover(struct sender *snd, struct mxq *q, const char *why)
 {
 	struct job *j;
-	while ((j = mxq_pop(q)) != NULL) {
-		if (!snd->stopping && j->hop + 1 < j->route->nhosts) {
-			j->hop++; /* RFC 5321 5.1: the next MX host */
-			sender_route_job(snd, j);
-			continue;
-		}
-		for (size_t k = 0; k < j->n; k++)
-			sender_outcome(snd, j, k, DELIVERY_DEFERRED,
-				       snd->stopping ? "4.3.2" : "4.4.1", why,
-				       "none", q->key);
-		sender_job_done(snd, j);
-	}
+	while ((j = mxq_pop(q)) != NULL)
+		sender_next_hop(snd, j, "4.4.1", why, q->key);
 }
 
 void
-sender_sync_retired(struct loop *loop, void *arg)
+sender_host_failed(struct sender *snd, struct mxq *q, const char *why)
 {
-	struct sender *snd = arg;
-	(void)loop;
+	q->failures++;
+	uint64_t wait = retry_backoff(snd->cfg, q->failures);
+	q->down_until = loop_now(snd->loop) + wait;
+	snprintf(q->last_error, sizeof q->last_error, "%s", why);
+	struct log_line *l = log_begin(snd->log, LOG_WARN, "mx.backoff");
+	log_str(l, "mx", q->key);
+	log_uint(l, "failures", q->failures);
+	log_ms(l, "backoff", wait);
+	log_str(l, "reason", why);
+	log_end(l);
+}
+
+void
+sender_host_up(struct sender *snd, struct mxq *q)
+{
+	if (q->failures > 0) {
+		struct log_line *l = log_begin(snd->log, LOG_INFO, "mx.up");
+		log_str(l, "mx", q->key);
+		log_uint(l, "failures", q->failures);
+		log_end(l);
+	}
+	q->failures = 0;
+	q->down_until = 0;
+}
+
+void
+sender_hosts_reset(struct sender *snd)
+{
+	struct mxq_table *t = &snd->queues;
+	for (size_t i = 0; i < t->nbuckets; i++)
+		for (struct mxq *q = t->buckets[i]; q; q = q->next)
+			q->down_until = 0;
+}
+
+bool
+sender_txn_may_start(struct sender *snd, struct mxq *q)
+{
+	if (!journal_pending(&snd->journal) && snd->retired == 0)
+		return true;
+	if (q->sync_wait)
+		return false;
+	if (snd->nsync_wait == snd->sync_wait_cap) {
+		size_t cap = snd->sync_wait_cap ? snd->sync_wait_cap * 2 : 16;
+		struct mxq **p = realloc(snd->sync_wait, cap * sizeof *p);
+		if (!p) {
+			sender_flush(snd); /* no list: flush right now */
+			return true;
+		}
+		snd->sync_wait = p;
+		snd->sync_wait_cap = cap;
+	}
+	q->sync_wait = true;
+	snd->sync_wait[snd->nsync_wait++] = q;
+	return false;
+}
+
+/* Makes every outcome and retirement so far durable: one flush of every
+ * journal written since the last call, then one sync of cur/ and the
+ * instance folder for every message retired since. */
+static void
+sender_flush(struct sender *snd)
+{
 	if (journal_sync(&snd->journal) != 0) {
 		struct log_line *l =
 		    log_begin(snd->log, LOG_ERROR, "journal.sync_failed");
@@ -263,11 +388,35 @@ sender_sync_retired(struct loop *loop, void *arg)
 		return;
 	snd->retired = 0;
 	/* cur/ first: once that is durable the messages are done for good */
-	if ((snd->cfg->keep_delivered && fsync(snd->cur_fd) != 0) ||
-	    fsync(snd->inst_fd) != 0) {
+	bool cur = snd->cur_dirty;
+	snd->cur_dirty = false;
+	if ((cur && fsync(snd->cur_fd) != 0) || fsync(snd->inst_fd) != 0) {
 		struct log_line *l =
 		    log_begin(snd->log, LOG_ERROR, "spool.sync_failed");
 		log_str(l, "error", strerror(errno));
 		log_end(l);
 	}
+}
+
+void
+sender_sync_retired(struct loop *loop, void *arg)
+{
+	struct sender *snd = arg;
+	(void)loop;
+	/* Kicked sessions may record outcomes of their own before their
+	 * next transaction (a local bounce): flush again for those. */
+	do {
+		sender_flush(snd);
+		size_t n = snd->nsync_wait;
+		for (size_t i = 0; i < n; i++) {
+			struct mxq *q = snd->sync_wait[i];
+			q->sync_wait = false;
+			if (q->client)
+				client_kick(q->client);
+		}
+		snd->nsync_wait -= n;
+		if (n > 0 && snd->nsync_wait > 0)
+			memmove(snd->sync_wait, snd->sync_wait + n,
+				snd->nsync_wait * sizeof *snd->sync_wait);
+	} while (snd->nsync_wait > 0);
 }

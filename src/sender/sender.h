@@ -48,8 +48,16 @@ struct sender {
 	size_t messages; /* loaded and not yet finished */
 	size_t clients;	 /* open client sessions */
 	size_t retired;	 /* retired since the folders were last synced */
+	bool cur_dirty;	 /* one of them went to cur/ */
+	/* queues whose session waits for this pass's journal flush before
+	 * it starts its next transaction */
+	struct mxq **sync_wait;
+	size_t nsync_wait;
+	size_t sync_wait_cap;
 	bool stopping;
 	struct loop_timer stop_timer; /* bounds the graceful stop */
+	uint64_t deliveries[3]; /* by enum delivery_status: delivery.* lines */
+	uint64_t started_ms;	/* loop_now() at start, for up-time */
 };
 
 /* Wall-clock milliseconds, to compare with message->queued_ms (delays
@@ -68,6 +76,21 @@ void sender_check_done(struct sender *, struct message *);
  * message retired in it. */
 void sender_sync_retired(struct loop *, void *sender);
 
+/*
+ * A session of q is about to start a transaction: true when every
+ * outcome recorded so far is on disk. Otherwise q is remembered, the
+ * pass-end flush kicks its session, and the caller waits (false). So a
+ * crash duplicates at most the transaction in flight of each session.
+ */
+bool sender_txn_may_start(struct sender *, struct mxq *);
+/* A session of q failed before delivering anything (why): the host is
+ * backed off, doubling from retry.min_backoff, so its queue does not
+ * hammer it. A session that opens resets it (sender_host_up). */
+void sender_host_failed(struct sender *, struct mxq *, const char *why);
+void sender_host_up(struct sender *, struct mxq *);
+/* SIGUSR1: every host may be tried again now. */
+void sender_hosts_reset(struct sender *);
+
 /* One recipient's outcome (k indexes job->rcpt). relay may be "none". */
 void sender_outcome(struct sender *, struct job *, size_t k,
 		    enum delivery_status, const char *dsn, const char *reply,
@@ -84,9 +107,22 @@ void sender_route_job(struct sender *, struct job *);
  * host, or is deferred with why when it has none left. */
 void sender_failover(struct sender *, struct mxq *, const char *why);
 
-/* retry.c. Schedules the next try of a message with deferred recipients
+/* retry.c. The wait before try number attempts + 1: retry.min_backoff
+ * doubling per attempt, at most retry.max_backoff. */
+uint64_t retry_backoff(const struct sender_config *, unsigned attempts);
+/* Schedules the next try of a message with deferred recipients
  * (true), or fails them when it is too old (false: all final now). */
 bool retry_schedule(struct sender *, struct message *);
+/* A message just claimed, its journal replayed with show_deferred:
+ * when it has deferred recipients and its journaled next try is still
+ * ahead, it waits for it (at most retry.max_backoff) and this returns
+ * true; else its deferred recipients are pending again and the caller
+ * routes it (false). */
+bool retry_resume(struct sender *, struct message *);
+/* Waits ms before m is looked at again, without counting an attempt
+ * (e.g. its bounce could not be written). When the time comes, deferred
+ * recipients are routed, or with none sender_check_done() runs. */
+void retry_wait(struct sender *, struct message *, uint64_t ms);
 /* SIGUSR1: every waiting message is tried in the next loop pass. */
 void retry_all_now(struct sender *);
 /* Shutdown: forgets waiting messages (they are safe on disk). */

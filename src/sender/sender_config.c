@@ -10,6 +10,7 @@
 
 #include "dns.h"
 #include "log.h"
+#include "push.h"
 #include "net.h"
 
 #define KEY(path, type, field, min, max, names)                                \
@@ -76,7 +77,11 @@ static const struct config_key sender_keys[] = {
 	30 * DAY_MS, NULL),
     KEY("retry.max_age", CONFIG_DURATION, retry_max_age, 1000, 365 * DAY_MS,
 	NULL),
+    KEY("orphan_after", CONFIG_DURATION, orphan_after, 1000, DAY_MS, NULL),
+    KEY("bounce.drop_undeliverable", CONFIG_BOOL, drop_undeliverable_bounces, 0,
+	0, NULL),
     KEY("log.level", CONFIG_ENUM, log_level, 0, 0, level_names),
+    PUSH_CONFIG_KEYS(struct sender_config, push),
 };
 
 #define NKEYS (sizeof sender_keys / sizeof sender_keys[0])
@@ -106,9 +111,10 @@ sender_config_defaults(struct sender_config *c)
 	c->retry_min_backoff = 300 * SEC;
 	c->retry_max_backoff = 4000 * SEC;
 	c->retry_max_age = 5 * DAY_MS;
+	c->orphan_after = 60 * SEC;
 	c->log_level = LOG_INFO;
 	if (!c->maildir || !c->spool || !c->instance || !c->hostname ||
-	    !c->smarthost)
+	    !c->smarthost || push_config_defaults(&c->push, "sender") != 0)
 		return -1;
 	return 0;
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "push.h"
 
 struct sender_config {
 	char *maildir;
@@ -33,7 +34,10 @@ struct sender_config {
 	uint64_t retry_min_backoff; /* ms before the first retry */
 	uint64_t retry_max_backoff; /* ms: the doubling stops here */
 	uint64_t retry_max_age;	    /* ms after which deferred bounces */
+	uint64_t orphan_after;	    /* ms without heartbeat: folder adoptable */
+	bool drop_undeliverable_bounces; /* else kept in cur/ */
 	unsigned log_level;
+	struct push_config push; /* metrics.* and health.* */
 };
 
 int sender_config_load(struct sender_config *, const char *file, char *err,

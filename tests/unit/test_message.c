@@ -4,8 +4,9 @@
  * (empty, garbage, no recipient, no end, too many recipients, a line that
  * never ends), huge recipient lists read in growing chunks, a block of
  * exactly ENVELOPE_BLOCK_MAX bytes and one byte more, queue id extraction,
- * recipient settling, and retiring (cur/ with ":2,P" or ":2,PT", or
- * unlink) and setting aside, file moves checked on disk.
+ * recipient settling, the per-recipient reason and MX host (allocated
+ * on first use, replaced, forgotten), and retiring (cur/ with ":2,P" or
+ * ":2,PT", or unlink) and setting aside, file moves checked on disk.
  */
 #include "message.h"
 #include "test.h"
@@ -444,6 +445,36 @@ test_settle(void)
 }
 
 static void
+test_why_and_mx(void)
+{
+	struct dirs d;
+	struct message *m;
+
+	dirs_open(&d);
+	m = load_valid(&d, NAME);
+	CHECK(!m->why && !m->mx && m->next_try_ms == 0);
+	/* forgetting before anything was set allocates nothing */
+	CHECK_INT(message_set_why(m, 1, NULL, NULL), 0);
+	CHECK(!m->why);
+	CHECK_INT(message_set_why(m, 1, "4.2.1", "450 busy"), 0);
+	CHECK_STR(m->why[1], "4.2.1 450 busy");
+	CHECK(!m->why[0] && !m->why[2]);
+	CHECK_INT(message_set_why(m, 1, "5.1.1", "550 no such user"), 0);
+	CHECK_STR(m->why[1], "5.1.1 550 no such user");
+	CHECK_INT(message_set_why(m, 1, NULL, NULL), 0);
+	CHECK(!m->why[1]);
+	CHECK_INT(message_set_why(m, 3, "5.1.1", "x"), -1); /* out of range */
+	CHECK_INT(message_set_mx(m, 2, "mx1.test"), 0);
+	CHECK_STR(m->mx[2], "mx1.test");
+	CHECK_INT(message_set_mx(m, 2, "mx2.test"), 0);
+	CHECK_STR(m->mx[2], "mx2.test");
+	CHECK(!m->mx[0] && !m->mx[1]);
+	CHECK_INT(message_set_mx(m, 3, "mx1.test"), -1);
+	message_free(m); /* ASan: nothing leaks */
+	dirs_close(&d);
+}
+
+static void
 settle_all(struct message *m, enum rcpt_state st)
 {
 	for (size_t i = 0; i < m->env.nrcpt; i++)
@@ -550,6 +581,7 @@ main(void)
 	test_load_block_max();
 	test_queue_id();
 	test_settle();
+	test_why_and_mx();
 	test_retire();
 	test_set_aside();
 	return test_summary();

@@ -6,7 +6,9 @@
  * and scan_kick() with inotify unavailable (inotify_init1 made to fail
  * with EMFILE through RLIMIT_NOFILE), the SCAN_BATCH limit, two scanners
  * on one new/ (in one process, and racing in two processes: every file
- * claimed exactly once), and scan_free() from inside the callback.
+ * claimed exactly once), scan_free() from inside the callback, and
+ * scan_started() (files put in the instance folder before the start-up
+ * report are reported, later ones are not).
  * alarm() turns a hang into a failure.
  */
 #include "scan.h"
@@ -242,16 +244,22 @@ test_startup(void)
 
 	s = xscan(&e, e.inst_fd, BIG_INTERVAL, &r);
 	CHECK_INT(r.n, 0); /* nothing reported from scan_new() itself */
+	CHECK(!scan_started(s));
+	/* put in before the report: the report lists it */
+	put(e.inst_fd, "old3");
 	PASS(e.loop);
-	CHECK_INT(r.n, 4);
+	CHECK(scan_started(s));
+	CHECK_INT(r.n, 5);
 	/* the instance folder's files come first */
-	if (r.n == 4) {
+	if (r.n == 5) {
 		CHECK(strncmp(r.names[0], "old", 3) == 0);
 		CHECK(strncmp(r.names[1], "old", 3) == 0);
-		CHECK(strncmp(r.names[2], "new", 3) == 0);
+		CHECK(strncmp(r.names[2], "old", 3) == 0);
 		CHECK(strncmp(r.names[3], "new", 3) == 0);
+		CHECK(strncmp(r.names[4], "new", 3) == 0);
 	}
 	CHECK(rec_has(&r, "old1") && rec_has(&r, "old2"));
+	CHECK(rec_has(&r, "old3"));
 	CHECK(rec_has(&r, "new1") && rec_has(&r, "new2"));
 	CHECK_INT(scan_claimed(s), 2); /* reports are not claims */
 	CHECK(exists(e.inst_fd, "new1") && exists(e.inst_fd, "new2"));
@@ -260,10 +268,14 @@ test_startup(void)
 	CHECK(exists(e.new_fd, "subdir"));
 	CHECK(exists(e.new_fd, "link"));
 
-	/* later passes report nothing again */
+	/* later passes report nothing again, nor a file put in the
+	 * instance folder after the report (its owner hands it over) */
+	put(e.inst_fd, "adopted");
 	for (int i = 0; i < 3; i++)
 		PASS(e.loop);
-	CHECK_INT(r.n, 4);
+	CHECK_INT(r.n, 5);
+	CHECK(!rec_has(&r, "adopted"));
+	CHECK(scan_started(s));
 	scan_free(s);
 	free(r.names);
 	env_close(&e);

@@ -3,6 +3,8 @@ servers on 127.0.0.0/8 (no mocks of the network).
 
 * `dns` (session): dnsmasq on 127.0.0.1:<free port> serving the zone in
   testzone.py; names under .test that are not in it are NXDOMAIN.
+* `own_dns` (per test): factory for a dnsmasq of the test's own, which
+  it may stop and restart on the same port (Dns.stop(), Dns.restart()).
 * `mx` (per test): picks one port free on every MX address (remote_port
   is global, so every sink listens on the same port on its own loopback
   address) and starts sinks on demand: mx.sink("mx1.test", **options).
@@ -77,26 +79,50 @@ class Dns:
     def server(self):
         return f"127.0.0.1:{self.port}"
 
-    def start(self):
+    def start(self, port=None):
+        """Starts dnsmasq on a free port, or on `port` (a restart keeps
+        the address the sender was configured with)."""
         for _ in range(5):
-            self.port = free_udp_tcp_port()
-            with open(self.workdir / "dnsmasq.stderr", "wb") as err:
-                self.proc = subprocess.Popen(
-                    dnsmasq_args(self.port, self.log),
-                    stdout=subprocess.DEVNULL, stderr=err,
-                    stdin=subprocess.DEVNULL)
-            deadline = time.monotonic() + 5
-            while self.proc.poll() is None and time.monotonic() < deadline:
-                try:
-                    rcode, ans = minidns.query("127.0.0.1", self.port,
-                                               "mx1.test", "A", 0.2)
-                    if rcode == 0 and ans:
-                        return self
-                except OSError:
-                    time.sleep(0.05)
-            self.stop()
+            self.port = port or free_udp_tcp_port()
+            if self._launch():
+                return self
+            if port:
+                time.sleep(0.2)   # the old socket may linger briefly
         raise AssertionError("dnsmasq did not start: " + (
             self.workdir / "dnsmasq.stderr").read_text())
+
+    def restart(self):
+        """Stops it and starts it again on the same port."""
+        port = self.port
+        self.stop()
+        return self.start(port=port)
+
+    def _launch(self):
+        with open(self.workdir / "dnsmasq.stderr", "wb") as err:
+            self.proc = subprocess.Popen(
+                dnsmasq_args(self.port, self.log),
+                stdout=subprocess.DEVNULL, stderr=err,
+                stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 5
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            try:
+                rcode, ans = minidns.query("127.0.0.1", self.port,
+                                           "mx1.test", "A", 0.2)
+                if rcode == 0 and ans:
+                    return True
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        return False
+
+    def queries(self, name, qtype="MX"):
+        """How many queries for name/qtype the log shows (--log-queries
+        writes "query[MX] one.test from 127.0.0.1")."""
+        try:
+            text = self.log.read_text("utf-8", "replace")
+        except FileNotFoundError:
+            return 0
+        return text.count(f"query[{qtype}] {name} from ")
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -113,6 +139,25 @@ def dns(tmp_path_factory):
     d = Dns(tmp_path_factory.mktemp("dns")).start()
     yield d
     d.stop()
+
+
+@pytest.fixture
+def own_dns(tmp_path):
+    """Factory for DNS servers of one test's own, which it may stop and
+    restart (the session-wide `dns` must stay up for everyone else):
+    own_dns() returns a started Dns; all are stopped at teardown."""
+    made = []
+
+    def make():
+        workdir = tmp_path / f"dns{len(made)}"
+        workdir.mkdir()
+        d = Dns(workdir)
+        made.append(d)
+        return d.start()
+
+    yield make
+    for d in made:
+        d.stop()
 
 
 # -- MX sinks -----------------------------------------------------------------

@@ -73,6 +73,35 @@ def test_undeliverable_bounce_is_kept_and_not_bounced(sender, mx):
     assert len(s.find_logs("bounce.sent")) == 1
 
 
+def test_undeliverable_bounce_kept_even_without_keep_delivered(sender, mx):
+    """keep_delivered: false deletes what was delivered, but a message
+    from <> that failed is all that is left of that mail: kept, logged."""
+    mx.sink("mx1.test", reject_rcpts=["bad@one.test"])
+    s = sender(start=False, keep_delivered=False)
+    lost = s.drop(["bad@one.test"], mail_from="")
+    fine = s.drop(["good@one.test"])
+    s.start()
+    s.wait_log("msg.done", queue_id=fine)
+    s.wait_log("msg.done", queue_id=lost)
+    u = s.wait_log("bounce.undeliverable", queue_id=lost)
+    assert (u["failed"], u["action"], u["level"]) == (1, "kept in cur/",
+                                                      "warn"), u
+    assert s.cur_files() == [f"{lost}.test:2,PT"]
+    assert s.spool_files() == [] and s.new_files() == []
+
+
+def test_undeliverable_bounce_dropped_only_when_configured(sender, mx):
+    mx.sink("mx1.test", reject_rcpts=["bad@one.test"])
+    s = sender(start=False, bounce={"drop_undeliverable": True})
+    lost = s.drop(["bad@one.test"], mail_from="")
+    s.start()
+    s.wait_log("msg.done", queue_id=lost)
+    u = s.wait_log("bounce.undeliverable", queue_id=lost)
+    assert u["action"] == "dropped", u
+    assert s.cur_files() == [] and s.spool_files() == []
+    assert not s.find_logs("bounce.sent")
+
+
 def test_restart_after_the_bounce_sends_no_second_one(sender, mx):
     """Killed after writing the bounce but before retiring the message:
     the journal says so, and the next run retires it without a second

@@ -12,6 +12,7 @@ HOSTS = {
     "mx7.test": "127.0.0.8",      # secondary of busy.test
     "deadmx.test": "127.0.0.30",  # primary of backup.test: nothing listens
     "implicit.test": "127.0.0.10",  # A only, no MX: implicit MX
+    "push.test": "127.0.0.40",    # not an MX: the metrics push receiver
 }
 MX = [
     ("one.test", "mx1.test", 10),
