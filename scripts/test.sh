@@ -1,10 +1,14 @@
 #!/bin/sh
 # Installs the test dependencies, then builds and runs every test twice:
-# a normal build and an AddressSanitizer + UBSan build. Ends with a short
-# libFuzzer run of each fuzz target and a formatting check.
+# a normal build and an AddressSanitizer + UBSan build, then a short
+# libFuzzer run of each fuzz target. Then it builds the static binaries
+# (scripts/build-static.sh), runs the integration tests once more against
+# them, and runs the container tests (images, docker compose, the e2e
+# overlay; they need a Docker engine). Ends with a formatting check.
 #
 #   scripts/test.sh            everything
 #   SKIP_SANITIZE=1 scripts/test.sh   normal build only (faster)
+#   SKIP_STATIC=1 SKIP_CONTAINERS=1 scripts/test.sh   without those stages
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -13,7 +17,12 @@ PYTEST="/usr/bin/python3 -m pytest -q -p no:cacheprovider"
 
 scripts/install-deps.sh
 
-step() { printf '\n=== %s\n' "$*"; }
+STEP_START=$(date +%s)
+step() {
+	now=$(date +%s)
+	printf '\n=== %s (previous step: %ss)\n' "$*" $((now - STEP_START))
+	STEP_START=$now
+}
 
 run_suite() { # build dir, extra cmake args...
 	dir=$1
@@ -53,6 +62,24 @@ if [ -z "${SKIP_SANITIZE:-}" ]; then
 		echo "$name: $(grep -c '' "$work.log") log lines, no crash"
 		rm -rf "$work" "$work.log"
 	done
+fi
+
+if [ -z "${SKIP_STATIC:-}" ]; then
+	step "static build"
+	scripts/build-static.sh
+	step "integration tests (static binaries)"
+	SMTPD_BIN="$ROOT/build-static/smtpd" SENDER_BIN="$ROOT/build-static/sender" \
+		$PYTEST tests/integration
+fi
+
+if [ -z "${SKIP_CONTAINERS:-}" ]; then
+	step "container tests"
+	# With a Docker client here, an engine that does not answer fails the
+	# run instead of skipping these tests.
+	if command -v docker >/dev/null; then
+		export MTA_REQUIRE_DOCKER=1
+	fi
+	$PYTEST -rs tests/container
 fi
 
 step "format"
