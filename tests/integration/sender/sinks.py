@@ -148,6 +148,7 @@ class Sink:
                  eightbitmime=True, smtputf8=False, size=None, ehlo=True,
                  reject_rcpts=(), defer_rcpts=(), reject_senders=(),
                  reply_delay=0.0,
+                 defer_reply="450 4.2.1 <{addr}>: mailbox busy, try later",
                  max_msgs_per_conn=None, over_max="421", greeting=None,
                  idle_timeout=30.0):
         self.host = host
@@ -160,6 +161,7 @@ class Sink:
         self.ehlo = ehlo
         self.reject_rcpts = {r.lower() for r in reject_rcpts}
         self.defer_rcpts = {r.lower() for r in defer_rcpts}
+        self.defer_reply = defer_reply     # to RCPT of defer_rcpts
         self.reject_senders = {r.lower() for r in reject_senders}
         self.greeting = greeting    # e.g. "421 4.3.2 busy": then close
         self.reply_delay = reply_delay
@@ -485,8 +487,7 @@ class Sink:
             self._reply(sock, conn, f"550 5.1.1 <{addr}>: no such user")
             return
         if addr.lower() in self.defer_rcpts:
-            self._reply(sock, conn, f"450 4.2.1 <{addr}>: mailbox busy, "
-                                    "try later")
+            self._reply(sock, conn, self.defer_reply.format(addr=addr))
             return
         txn["rcpts"].append(addr)
         self._reply(sock, conn, "250 2.1.5 recipient ok")

@@ -44,10 +44,11 @@ def iso_time(t):
 
 
 def test_deferred_three_times_then_delivered(sender, mx):
-    """The MX answers 4xx three times, then 250: delivered on the fourth
+    """The MX answers 451 three times, then 250: delivered on the fourth
     try, and between the tries `sender queue` shows the attempts so far,
     the last reply and when the next try is due."""
-    sink = mx.sink("mx1.test", defer_rcpts=["a@one.test"])
+    sink = mx.sink("mx1.test", defer_rcpts=["a@one.test"],
+                   defer_reply="451 4.7.1 <{addr}>: greylisted, try later")
     s = sender(start=False, **SHORT)
     qid = s.drop(["a@one.test"])
     s.start()
@@ -60,9 +61,9 @@ def test_deferred_three_times_then_delivered(sender, mx):
         last = deliveries(s, "a@one.test")[-1]
         assert last["event"] == "delivery.deferred"
         assert (r["status"], r["mx"], r["dsn"]) == (
-            "deferred", "mx1.test", "4.2.1"), r
+            "deferred", "mx1.test", "4.7.1"), r
         assert r["reply"] == last["reply"]
-        assert r["reply"].startswith("450 4.2.1 <a@one.test>: mailbox busy")
+        assert r["reply"].startswith("451 4.7.1 <a@one.test>: greylisted")
         # due when the log said, to the second
         due = log_time(w) + w["next_try_in"]
         assert abs(iso_time(o["next_try"]) - due) <= 1.5, (o, w)
@@ -72,7 +73,7 @@ def test_deferred_three_times_then_delivered(sender, mx):
     assert seen == [1, 2, 3]
     s.wait_log("msg.done", timeout=15, queue_id=qid)
     events = [(e["event"], e["dsn"]) for e in deliveries(s, "a@one.test")]
-    assert events == [("delivery.deferred", "4.2.1")] * 3 + \
+    assert events == [("delivery.deferred", "4.7.1")] * 3 + \
         [("delivery.sent", "2.0.0")], events
     waits = [(e["attempts"], e["next_try_in"]) for e in s.logs()
              if e["event"] == "msg.waiting"]
