@@ -11,6 +11,7 @@
 #include "log.h"
 #include "prom.h"
 #include "push.h"
+#include "push_dns.h"
 #include "sender.h"
 #include "sender_config.h"
 
@@ -64,21 +65,6 @@ sender_metrics_text(void *arg, char *buf, size_t cap, const char **err)
 	prom_gauge(&p, "sender_uptime_seconds", "Seconds since sender started.",
 		   (double)(loop_now(snd->loop) - snd->started_ms) / 1000.0);
 	return prom_finish(&p, err);
-}
-
-/* dns_query_addr() through the push_resolve_fn contract. */
-static void
-push_dns_answer(void *token, enum dns_status st,
-		const struct sockaddr_storage *addrs, size_t n, uint32_t ttl)
-{
-	push_resolved(token, st == DNS_OK ? addrs : NULL, st == DNS_OK ? n : 0,
-		      ttl);
-}
-
-static int
-push_dns_lookup(void *dns, const char *host, struct push_lookup *token)
-{
-	return dns_query_addr(dns, host, push_dns_answer, token);
 }
 
 int

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dns.h"
 #include "health.h"
 #include "log.h"
 #include "loop.h"
@@ -98,6 +99,7 @@ run(struct smtpd_config *cfg)
 	int rc = 1;
 	struct server srv;
 	struct push *push = NULL;
+	struct dns *dns = NULL;
 
 	struct maildir *md =
 	    maildir_open(cfg->maildir, cfg->hostname, err, sizeof err);
@@ -126,7 +128,15 @@ run(struct smtpd_config *cfg)
 		server_finish(&srv);
 		goto out;
 	}
-	if (smtpd_metrics_start(&srv, &push, err, sizeof err) != 0) {
+	/* A channel of our own for the push hosts' names (system resolver
+	 * settings), only when something is pushed. */
+	if ((cfg->push.push_url[0] || cfg->push.ping_url[0]) &&
+	    !(dns = dns_new(loop, NULL, 0, err, sizeof err))) {
+		fprintf(stderr, "smtpd: dns: %s\n", err);
+		server_finish(&srv);
+		goto out;
+	}
+	if (smtpd_metrics_start(&srv, dns, &push, err, sizeof err) != 0) {
 		fprintf(stderr, "smtpd: %s\n", err);
 		server_finish(&srv);
 		goto out;
@@ -134,12 +144,15 @@ run(struct smtpd_config *cfg)
 	log_start_line(log, cfg, cleaned);
 	rc = loop_run(loop) == 0 ? 0 : 1;
 	push_free(push); /* aborts a request in flight; never waits */
+	push = NULL;
 	server_finish(&srv);
 	loop_run_once(loop, 0); /* deferred frees of the last connections */
 	struct log_line *l = log_begin(log, LOG_INFO, "smtpd.stop");
 	log_int(l, "status", rc);
 	log_end(l);
 out:
+	push_free(push);
+	dns_free(dns); /* after push_free: a late answer only frees */
 	log_stop(log);
 	loop_free(loop);
 	maildir_close(md);

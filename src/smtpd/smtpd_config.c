@@ -114,34 +114,11 @@ smtpd_config_defaults(struct smtpd_config *c)
 	return 0;
 }
 
-/*
- * smtpd has no resolver of its own: unless libcurl resolves with c-ares,
- * push and ping hosts must be numeric (no resolver thread).
- */
-static int
-check_push_hosts(const struct smtpd_config *c, const char *where, char *err,
-		 size_t errlen)
-{
-	char msg[512];
-	if (push_check_host(c->push.push_url, false, msg, sizeof msg)) {
-		snprintf(err, errlen, "%s: metrics.push_url: %s", where, msg);
-		return -1;
-	}
-	if (push_check_host(c->push.ping_url, false, msg, sizeof msg)) {
-		snprintf(err, errlen, "%s: health.ping_url: %s", where, msg);
-		return -1;
-	}
-	return 0;
-}
-
 /* Checks what one key's type can't: every list item must parse. */
 static int
 check_values(struct smtpd_config *c, const char *file, char *err, size_t errlen)
 {
 	const char *where = file ? file : "(defaults)";
-
-	if (check_push_hosts(c, where, err, errlen) != 0)
-		return -1;
 
 	if (c->listen.count == 0) {
 		snprintf(err, errlen, "%s: listen: needs at least one address",

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "prom.h"
 #include "push.h"
+#include "push_dns.h"
 #include "server.h"
 #include "smtpd_config.h"
 
@@ -60,12 +61,14 @@ smtpd_metrics_text(void *arg, char *buf, size_t cap, const char **err)
 }
 
 int
-smtpd_metrics_start(struct server *srv, struct push **out, char *err,
-		    size_t errlen)
+smtpd_metrics_start(struct server *srv, struct dns *dns, struct push **out,
+		    char *err, size_t errlen)
 {
 	struct push_opts o = {
 	    .body = smtpd_metrics_text,
 	    .body_arg = srv,
+	    .resolve = dns ? push_dns_lookup : NULL,
+	    .resolver = dns,
 	    .user_agent = "mta-smtpd/" MTA_VERSION,
 	};
 	return push_start(srv->loop, srv->log, &srv->cfg->push, &o, out, err,

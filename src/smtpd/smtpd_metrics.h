@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+struct dns;
 struct push;
 struct server;
 
@@ -17,10 +18,11 @@ struct server;
 size_t smtpd_metrics_text(void *srv, char *buf, size_t cap, const char **err);
 
 /*
- * Starts pushing and pinging as configured. Returns 0 with *out NULL
- * when both URLs are empty, 0 with *out set, or -1 with err filled.
+ * Starts pushing and pinging as configured, resolving host names through
+ * dns (NULL: numeric hosts only). Returns 0 with *out NULL when both URLs
+ * are empty, 0 with *out set, or -1 with err filled.
  */
-int smtpd_metrics_start(struct server *, struct push **out, char *err,
-			size_t errlen);
+int smtpd_metrics_start(struct server *, struct dns *, struct push **out,
+			char *err, size_t errlen);
 
 #endif

@@ -6,14 +6,14 @@ endpoint that never answers must not delay mail, is logged once when it
 starts failing and once when it works again, and does not hold up
 shutdown."""
 
+import os
 import signal
 import smtplib
-import subprocess
 import time
 
 import pytest
 
-from conftest import run_cli, smtpd_bin, to_yaml
+from conftest import run_cli, to_yaml
 from mailstore import wait_until
 from promtext import Receiver, parse_prom, value
 from smtp_wire import make_message
@@ -202,12 +202,6 @@ def test_sigterm_does_not_wait_for_hung_push(smtpd, receiver):
     assert srv.find_logs("metrics.push_failing") == []
 
 
-def links_shared_libcurl():
-    out = subprocess.run(["ldd", smtpd_bin()], capture_output=True,
-                         text=True)
-    return "libcurl" in out.stdout
-
-
 @pytest.mark.parametrize("metrics,health,message", [
     ({"push_url": "ftp://127.0.0.1/"}, {},
      "metrics.push_url: must start with http:// or https://"),
@@ -228,20 +222,21 @@ def test_bad_metrics_config(tmp_path, metrics, health, message):
     assert message in r.stderr, r.stderr
 
 
-def test_push_host_name(tmp_path):
-    """A host name needs a lookup; smtpd has no resolver of its own, so
-    unless libcurl resolves with c-ares (the static build) it is refused
-    with a clear message at configuration time."""
-    cfg = tmp_path / "smtpd.yaml"
-    cfg.write_text("metrics:\n  push_url: http://pushgw.invalid:9091/\n"
-                   "health:\n  ping_url: http://127.0.0.1:9/\n")
-    r = run_cli(["-c", str(cfg), "--check-config"])
-    if links_shared_libcurl():
-        assert r.returncode == 78, (r.stdout, r.stderr)
-        assert ("metrics.push_url: host 'pushgw.invalid' is a name" in
-                r.stderr and "use a numeric address" in r.stderr), r.stderr
-    else:
-        assert r.returncode == 0, (r.stdout, r.stderr)
-    cfg.write_text("health:\n  ping_url: http://[::1]:9/ping\n")
-    r = run_cli(["-c", str(cfg), "--check-config"])
-    assert r.returncode == 0, r.stderr
+def test_push_host_name_resolved_without_a_thread(smtpd, receiver):
+    """A host name is looked up through smtpd's own c-ares channel on the
+    loop (here from /etc/hosts) and handed to libcurl, which never starts
+    a resolver thread of its own."""
+    srv = smtpd(metrics=metrics_config(receiver,
+                                       push_url=receiver.url("/gw",
+                                                             "localhost")),
+                health={"ping_url": receiver.url("/ping", "localhost")})
+    wait_until(lambda: receiver.of("PUT") and receiver.of("GET"), WAIT,
+               what="a push and a ping to localhost")
+    port = receiver.port
+    for method in ("PUT", "GET"):
+        headers = receiver.of(method)[0][2]
+        assert headers.get("Host") == f"localhost:{port}", headers
+    assert parse_prom(receiver.of("PUT")[0][3].decode("utf-8"))
+    assert srv.find_logs("metrics.push_failing") == []
+    threads = len(os.listdir(f"/proc/{srv.proc.pid}/task"))
+    assert threads == 2, f"{threads} threads: worker and logger only"
