@@ -402,8 +402,8 @@ def header(args, stamp_rfc):
         "queue on %s" % (run_text(["nproc"]), cpu, os.uname().release, fs),
         "* %s; Postfix %s; smtp-sink (Postfix %s) per MX host"
         % (run_text([args.sender, "--version"]),
-           run_text(["postconf", "-h", "mail_version"]),
-           run_text(["postconf", "-h", "mail_version"])),
+           run_text(["postconf", "-d", "-h", "mail_version"]),
+           run_text(["postconf", "-d", "-h", "mail_version"])),
         "* workload: %d messages, one recipient each, a %d-byte message "
         "after a Received header, round-robin over d1..d%d.test (one MX "
         "host each)" % (args.messages, args.size, args.hosts),

@@ -181,7 +181,7 @@ class Postfix:
         self.started = False
 
     def version(self):
-        return "Postfix " + run_text(["postconf", "-h", "mail_version"])
+        return "Postfix " + run_text(["postconf", "-d", "-h", "mail_version"])
 
     def start(self):
         subprocess.run([POSTFIX_SETUP, "start", str(self.port)], check=True)
