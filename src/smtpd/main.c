@@ -83,6 +83,15 @@ log_start_line(struct logger *log, const struct smtpd_config *cfg, int cleaned)
 			 i ? " " : "", cfg->listen.items[i]);
 	}
 	log_str(l, "listen", listen);
+	listen[0] = '\0';
+	for (size_t i = 0; i < cfg->tls_implicit_listen.count; i++) {
+		size_t used = strlen(listen);
+		snprintf(listen + used, sizeof listen - used, "%s%s",
+			 i ? " " : "", cfg->tls_implicit_listen.items[i]);
+	}
+	if (listen[0])
+		log_str(l, "listen_tls", listen);
+	log_bool(l, "starttls", smtpd_config_has_tls(cfg));
 	log_uint(l, "max_connections", cfg->max_connections);
 	log_end(l);
 	if (cleaned > 0) {

@@ -23,6 +23,7 @@
 #include "maildir.h"
 #include "smtpd_config.h"
 #include "smtp_reply.h"
+#include "tls.h"
 
 #define SERVER_RESUME_MS 1000
 
@@ -34,14 +35,15 @@ server_set_accepting(struct server *srv, bool on)
 	srv->accept_paused = !on;
 }
 
+/* An implicit-TLS client gets no plaintext 421, only the close. */
 static void
-server_refuse(struct server *srv, int fd, const struct sockaddr *peer,
+server_refuse(struct server *srv, int fd, bool tls, const struct sockaddr *peer,
 	      const char *code, const char *text, const char *reason)
 {
 	char msg[SMTP_REPLY_LINE_MAX];
 	int n = snprintf(msg, sizeof msg, "421 %s %s %s\r\n", code,
 			 srv->cfg->hostname, text);
-	if (n > 0)
+	if (n > 0 && !tls)
 		(void)!send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	close(fd);
 	srv->ctx.stats.refused++;
@@ -55,32 +57,41 @@ server_refuse(struct server *srv, int fd, const struct sockaddr *peer,
 }
 
 static void
-server_admit(struct server *srv, int fd, const struct sockaddr *peer,
+server_admit(struct server *srv, int fd, bool tls, const struct sockaddr *peer,
 	     socklen_t peerlen)
 {
 	const struct smtpd_config *cfg = srv->cfg;
 
 	if (fd >= FD_SETSIZE) {
-		server_refuse(srv, fd, peer, "4.3.2", "Too many connections",
-			      "fd beyond FD_SETSIZE");
+		server_refuse(srv, fd, tls, peer, "4.3.2",
+			      "Too many connections", "fd beyond FD_SETSIZE");
 		return;
 	}
 	if (srv->nconns >= cfg->max_connections) {
-		server_refuse(srv, fd, peer, "4.3.2", "Too many connections",
-			      "max_connections");
+		server_refuse(srv, fd, tls, peer, "4.3.2",
+			      "Too many connections", "max_connections");
 		return;
 	}
 	if (cfg->max_connections_per_ip > 0 &&
 	    conn_count_host(srv, peer) >= cfg->max_connections_per_ip) {
-		server_refuse(srv, fd, peer, "4.7.0",
+		server_refuse(srv, fd, tls, peer, "4.7.0",
 			      "Too many connections from your address",
 			      "max_connections_per_ip");
 		return;
 	}
-	if (!conn_open(srv, fd, peer, peerlen)) {
-		server_refuse(srv, fd, peer, "4.3.2", "Service unavailable",
-			      strerror(errno));
+	if (!conn_open(srv, fd, peer, peerlen, tls)) {
+		server_refuse(srv, fd, tls, peer, "4.3.2",
+			      "Service unavailable", strerror(errno));
 	}
+}
+
+static bool
+server_is_tls_listener(const struct server *srv, int lfd)
+{
+	for (size_t i = 0; i < srv->nlisten; i++)
+		if (srv->listen_fds[i] == lfd)
+			return srv->listen_tls[i];
+	return false;
 }
 
 static void
@@ -89,6 +100,7 @@ server_accept(struct loop *loop, int lfd, unsigned events, void *arg)
 	struct server *srv = arg;
 	(void)loop;
 	(void)events;
+	bool tls = server_is_tls_listener(srv, lfd);
 
 	for (int i = 0; i < SERVER_ACCEPT_BURST && !srv->accept_paused; i++) {
 		struct sockaddr_storage ss;
@@ -96,7 +108,7 @@ server_accept(struct loop *loop, int lfd, unsigned events, void *arg)
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &len,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
-			server_admit(srv, fd, (struct sockaddr *)&ss, len);
+			server_admit(srv, fd, tls, (struct sockaddr *)&ss, len);
 			continue;
 		}
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -175,10 +187,9 @@ server_close_listeners(struct server *srv)
 }
 
 static int
-server_listen_all(struct server *srv, char *err, size_t errlen)
+server_listen_list(struct server *srv, const struct config_list *listen,
+		   bool tls, char *err, size_t errlen)
 {
-	const struct config_list *listen = &srv->cfg->listen;
-
 	for (size_t i = 0; i < listen->count; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len;
@@ -196,6 +207,7 @@ server_listen_all(struct server *srv, char *err, size_t errlen)
 				 strerror(errno));
 			return -1;
 		}
+		srv->listen_tls[srv->nlisten] = tls;
 		srv->listen_fds[srv->nlisten++] = fd;
 		if (loop_watch(srv->loop, fd, LOOP_READ, server_accept, srv)) {
 			snprintf(err, errlen, "listen %s: %s", listen->items[i],
@@ -203,6 +215,35 @@ server_listen_all(struct server *srv, char *err, size_t errlen)
 			return -1;
 		}
 	}
+	return 0;
+}
+
+static int
+server_listen_all(struct server *srv, char *err, size_t errlen)
+{
+	if (server_listen_list(srv, &srv->cfg->listen, false, err, errlen) != 0)
+		return -1;
+	return server_listen_list(srv, &srv->cfg->tls_implicit_listen, true,
+				  err, errlen);
+}
+
+/* The server context; the config check has loaded these files once. */
+static int
+server_tls_start(struct server *srv, char *err, size_t errlen)
+{
+	const struct smtpd_config *cfg = srv->cfg;
+	if (!smtpd_config_has_tls(cfg))
+		return 0;
+	char why[CONFIG_ERR_MAX - 16];
+	srv->tls = tls_ctx_server(cfg->tls_cert,
+				  cfg->tls_key && cfg->tls_key[0] ? cfg->tls_key
+								  : NULL,
+				  why, sizeof why);
+	if (!srv->tls) {
+		snprintf(err, errlen, "tls: %s", why);
+		return -1;
+	}
+	srv->ctx.tls_available = true;
 	return 0;
 }
 
@@ -246,6 +287,7 @@ server_start(struct server *srv, struct loop *loop, struct logger *log,
 	loop_timer_init(&srv->resume_timer, server_resume, srv);
 	loop_timer_init(&srv->drain_timer, server_drain_expired, srv);
 	if (server_parse_nets(srv, err, errlen) != 0 ||
+	    server_tls_start(srv, err, errlen) != 0 ||
 	    server_listen_all(srv, err, errlen) != 0 ||
 	    loop_on_pass_end(loop, server_commit, srv) != 0) {
 		if (!err[0])
@@ -254,6 +296,8 @@ server_start(struct server *srv, struct loop *loop, struct logger *log,
 		server_close_listeners(srv);
 		free(srv->relay_nets);
 		srv->relay_nets = NULL;
+		tls_ctx_free(srv->tls);
+		srv->tls = NULL;
 		return -1;
 	}
 	return 0;
@@ -290,4 +334,6 @@ server_finish(struct server *srv)
 		maildir_flush(srv->md);
 	free(srv->relay_nets);
 	srv->relay_nets = NULL;
+	tls_ctx_free(srv->tls); /* after the last SSL of a conn is gone */
+	srv->tls = NULL;
 }

@@ -21,6 +21,7 @@ struct logger;
 struct maildir;
 struct smtpd_config;
 struct conn;
+struct tls_ctx;
 
 struct server {
 	struct loop *loop;
@@ -30,6 +31,8 @@ struct server {
 	struct session_ctx ctx;
 	struct cidr *relay_nets;
 	int listen_fds[SERVER_LISTEN_MAX];
+	bool listen_tls[SERVER_LISTEN_MAX]; /* implicit TLS (RFC 8314) */
+	struct tls_ctx *tls;		    /* NULL: no certificate */
 	size_t nlisten;
 	bool accept_paused;
 	bool draining;
@@ -55,8 +58,9 @@ void server_shutdown(struct server *);
 void server_finish(struct server *);
 
 /* session_io.c: one accepted connection. */
+/* implicit_tls: handshake first, then the greeting (RFC 8314). */
 struct conn *conn_open(struct server *, int fd, const struct sockaddr *peer,
-		       socklen_t peerlen);
+		       socklen_t peerlen, bool implicit_tls);
 void conn_close(struct conn *, const char *reason);
 /* Counts live connections from the same host as peer. */
 size_t conn_count_host(const struct server *, const struct sockaddr *peer);

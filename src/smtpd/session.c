@@ -6,7 +6,9 @@
  * cut into lines at LF; a line longer than SESSION_LINE_MAX octets gets
  * one 500 5.5.2 and is discarded up to its LF. Inside DATA the bytes go
  * to the DATA machine, which stops right after the end-of-data sequence so
- * pipelined commands behind it are framed as commands again.
+ * pipelined commands behind it are framed as commands again. After
+ * STARTTLS nothing buffered behind it is ever run (RFC 3207 4.2,
+ * CVE-2011-0411): the handshake must come first.
  */
 #include "session_int.h"
 
@@ -176,7 +178,11 @@ session_close(struct session *s, int code, const char *enh, const char *text)
 {
 	if (s->state == SESSION_CLOSED)
 		return;
-	session_reply(s, code, enh, "%s %s", s->ctx->cfg->hostname, text);
+	/* Once the 220 to STARTTLS is out, a plaintext reply would land in
+	 * the handshake: close without one. */
+	if (s->state != SESSION_STARTTLS)
+		session_reply(s, code, enh, "%s %s", s->ctx->cfg->hostname,
+			      text);
 	session_reset_transaction(s);
 	session_enter_state(s, SESSION_CLOSED);
 	loop_timer_disarm(s->ctx->loop, &s->timer);
@@ -231,6 +237,17 @@ session_line(struct session *s, const char *line, size_t len)
 		session_close(s, 421, "4.7.0", "Error: too many errors");
 }
 
+/* Bytes pipelined behind STARTTLS: dropped unseen, logged. */
+static void
+session_discard_plaintext(struct session *s, size_t n)
+{
+	struct log_line *l =
+	    session_log(s, LOG_WARN, "tls.pipelined_discarded");
+	log_str(l, "client", s->peer_ip);
+	log_uint(l, "bytes", n);
+	log_end(l);
+}
+
 /* Frames and runs as much buffered input as state and output room allow. */
 static void
 session_run(struct session *s)
@@ -244,7 +261,7 @@ session_run(struct session *s)
 			continue;
 		}
 		if (s->state == SESSION_DELIVERING ||
-		    s->state == SESSION_CLOSED)
+		    s->state == SESSION_CLOSED || s->state == SESSION_STARTTLS)
 			break;
 		if (sizeof s->out - s->out_len < SESSION_REPLY_RESERVE)
 			break;
@@ -274,7 +291,9 @@ session_run(struct session *s)
 		}
 		session_line(s, start, len);
 	}
-	if (s->state == SESSION_CLOSED)
+	if (s->state == SESSION_STARTTLS && pos < s->in_len)
+		session_discard_plaintext(s, s->in_len - pos);
+	if (s->state == SESSION_CLOSED || s->state == SESSION_STARTTLS)
 		pos = s->in_len; /* nothing after the last word is read */
 	memmove(s->in, s->in + pos, s->in_len - pos);
 	s->in_len -= pos;
@@ -283,14 +302,15 @@ session_run(struct session *s)
 char *
 session_read_buf(struct session *s, size_t *space)
 {
-	*space = sizeof s->in - s->in_len;
+	/* No plaintext is taken between STARTTLS and its handshake. */
+	*space = s->state == SESSION_STARTTLS ? 0 : sizeof s->in - s->in_len;
 	return s->in + s->in_len;
 }
 
 void
 session_received(struct session *s, size_t n)
 {
-	if (s->state == SESSION_CLOSED)
+	if (s->state == SESSION_CLOSED || s->state == SESSION_STARTTLS)
 		return;
 	s->in_len += n;
 	session_arm_timer(s);
@@ -374,4 +394,38 @@ session_shutdown(struct session *s)
 		session_close(s, 421, "4.3.2", "Service shutting down");
 		session_wake(s);
 	}
+}
+
+bool
+session_starting_tls(const struct session *s)
+{
+	return s->state == SESSION_STARTTLS;
+}
+
+bool
+session_in_tls(const struct session *s)
+{
+	return s->in_tls;
+}
+
+void
+session_tls_started(struct session *s, const struct session_tls *tls)
+{
+	/* RFC 3207 4.2: discard all knowledge obtained from the client. */
+	session_reset_transaction(s);
+	s->helo[0] = '\0';
+	s->esmtp = false;
+	s->skip_line = false;
+	s->in_len = 0;
+	s->in_tls = true;
+	s->tls = *tls;
+	if (s->state == SESSION_STARTTLS)
+		session_enter_state(s, SESSION_INIT);
+	session_arm_timer(s);
+	struct log_line *l = session_log(s, LOG_INFO, "tls.established");
+	log_str(l, "client", s->peer_ip);
+	log_str(l, "version", tls->version);
+	log_str(l, "cipher", tls->cipher);
+	log_int(l, "bits", tls->bits);
+	log_end(l);
 }

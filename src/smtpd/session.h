@@ -8,6 +8,11 @@
  * Maildir group commit; the 250 is produced only once the file is durable
  * in new/.
  *
+ * STARTTLS (RFC 3207): after the 220 the session takes no more input and
+ * has dropped whatever was pipelined behind the command; the caller
+ * flushes the 220, runs the handshake and reports it with
+ * session_tls_started(), which resets the session as if just connected.
+ *
  * Backpressure: commands are only executed while the output buffer has
  * room for the largest reply, so a client that pipelines without reading
  * replies stalls itself, not the server.
@@ -37,6 +42,7 @@
 #define SESSION_STATES(X)                                                      \
 	X(SESSION_INIT)		/* greeted, no HELO/EHLO yet */                \
 	X(SESSION_WAIT)		/* HELO done, no transaction */                \
+	X(SESSION_STARTTLS)	/* 220 to STARTTLS queued, handshake next */   \
 	X(SESSION_MAIL_SET)	/* MAIL accepted */                            \
 	X(SESSION_RCPTS_SET)	/* at least one RCPT accepted */               \
 	X(SESSION_WRITING_DATA) /* after 354, streaming to tmp/ */             \
@@ -72,7 +78,8 @@ struct session_ctx {
 	struct maildir *md;
 	const struct cidr *relay_nets;
 	size_t relay_nets_count;
-	bool draining; /* shutting down: finish DATA, refuse the rest */
+	bool draining;	    /* shutting down: finish DATA, refuse the rest */
+	bool tls_available; /* a certificate is configured: offer STARTTLS */
 	struct smtpd_stats stats;
 	/* Called when a session has new output or wants to close outside
 	 * of a read (timer, commit); may be NULL in tests. */
@@ -114,5 +121,24 @@ void session_output_done(struct session *, size_t n);
 bool session_done(const struct session *);
 /* Server is shutting down: idle sessions get 421 and close. */
 void session_shutdown(struct session *);
+
+/* What the handshake negotiated, for Received: and the log. */
+struct session_tls {
+	char version[16]; /* "TLSv1.3" */
+	char cipher[64];  /* "TLS_AES_256_GCM_SHA384" */
+	int bits;	  /* secret bits used */
+	int alg_bits;	  /* the cipher's algorithm bits */
+};
+
+/* True after the 220 to STARTTLS: flush it, then run the handshake. */
+bool session_starting_tls(const struct session *);
+/*
+ * The handshake completed (after STARTTLS, or at connect on an
+ * implicit-TLS listener): forget everything said before it, as RFC 3207
+ * 4.2 requires; the client must EHLO again.
+ */
+void session_tls_started(struct session *, const struct session_tls *);
+/* True once the session runs inside TLS. */
+bool session_in_tls(const struct session *);
 
 #endif

@@ -65,10 +65,13 @@ cmd_helo_common(struct session *s, const char *args, size_t len, bool esmtp)
 		session_reply(s, 250, NULL, "%s", cfg->hostname);
 		return;
 	}
+	/* RFC 3207 4.2: no STARTTLS once inside TLS. */
+	bool starttls = s->ctx->tls_available && !s->in_tls;
 	session_reply(s, 250, NULL,
-		      "%s\nPIPELINING\nSIZE %llu\n8BITMIME\n"
+		      "%s\nPIPELINING\nSIZE %llu\n8BITMIME\n%s"
 		      "ENHANCEDSTATUSCODES\nSMTPUTF8\nHELP",
-		      cfg->hostname, (unsigned long long)cfg->max_message_size);
+		      cfg->hostname, (unsigned long long)cfg->max_message_size,
+		      starttls ? "STARTTLS\n" : "");
 }
 
 static void
@@ -305,8 +308,9 @@ cmd_help(struct session *s, const char *args, size_t len)
 	(void)args;
 	(void)len;
 	session_reply(s, 214, "2.0.0",
-		      "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP VRFY "
-		      "HELP QUIT\nSee RFC 5321");
+		      "Commands: HELO EHLO %sMAIL RCPT DATA RSET NOOP VRFY "
+		      "HELP QUIT\nSee RFC 5321",
+		      s->ctx->tls_available && !s->in_tls ? "STARTTLS " : "");
 }
 
 static void
@@ -318,6 +322,34 @@ cmd_quit(struct session *s, const char *args, size_t len)
 	session_reset_transaction(s);
 	session_enter_state(s, SESSION_CLOSED);
 	loop_timer_disarm(s->ctx->loop, &s->timer);
+}
+
+/*
+ * RFC 3207 4. Replies follow Postfix: 554 when TLS is already active
+ * (RFC 3207 leaves the code open), 503 inside a mail transaction. The
+ * table has already refused arguments with 501.
+ */
+static void
+cmd_starttls(struct session *s, const char *args, size_t len)
+{
+	(void)args;
+	(void)len;
+	if (!s->ctx->tls_available) {
+		session_reply(s, 502, "5.5.1",
+			      "Error: command not implemented");
+		return;
+	}
+	if (s->in_tls) {
+		session_reply(s, 554, "5.5.1", "Error: TLS already active");
+		return;
+	}
+	if (s->state == SESSION_MAIL_SET || s->state == SESSION_RCPTS_SET) {
+		session_reply(s, 503, "5.5.1",
+			      "Error: MAIL transaction in progress");
+		return;
+	}
+	session_reply(s, 220, "2.0.0", "Ready to start TLS");
+	session_enter_state(s, SESSION_STARTTLS);
 }
 
 /* Known verbs we do not offer: 502 rather than "unrecognised". */
@@ -345,7 +377,7 @@ static const struct session_cmd session_cmds[] = {
     {"ETRN", true, cmd_not_implemented},
     {"BDAT", true, cmd_not_implemented},
     {"AUTH", true, cmd_not_implemented},
-    {"STARTTLS", true, cmd_not_implemented},
+    {"STARTTLS", false, cmd_starttls},
 };
 
 void

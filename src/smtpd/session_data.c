@@ -67,11 +67,22 @@ session_write_received(struct session *s, struct hdr_writer *w)
 
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	const char *proto = s->params.smtputf8 ? "UTF8SMTP"
-			    : s->esmtp	       ? "ESMTP"
-					       : "SMTP";
-	hdr_printf(w, "Received: from %s (unknown [%s])\n\tby %s with %s id %s",
-		   s->helo, s->peer_ip, s->ctx->cfg->hostname, proto,
+	/* RFC 3848 / 6531 register no TLS name for plain HELO. */
+	bool esmtps = s->in_tls && (s->esmtp || s->params.smtputf8);
+	const char *proto = s->params.smtputf8
+				? (esmtps ? "UTF8SMTPS" : "UTF8SMTP")
+			    : s->esmtp ? (esmtps ? "ESMTPS" : "ESMTP")
+				       : "SMTP";
+	hdr_printf(w, "Received: from %s (unknown [%s])\n", s->helo,
+		   s->peer_ip);
+	/* The TLS comment lines as Postfix writes them. */
+	if (s->in_tls)
+		hdr_printf(w,
+			   "\t(using %s with cipher %s (%d/%d bits))\n"
+			   "\t(No client certificate requested)\n",
+			   s->tls.version, s->tls.cipher, s->tls.bits,
+			   s->tls.alg_bits);
+	hdr_printf(w, "\tby %s with %s id %s", s->ctx->cfg->hostname, proto,
 		   s->file.queue_id);
 	if (s->nrcpt == 1)
 		hdr_printf(w, "\n\tfor <%s>; %s\n", s->rcpts, date);
@@ -192,6 +203,10 @@ session_committed(struct maildir_file *f, int err, void *arg)
 		log_str(l, "from", s->from.addr);
 		log_uint(l, "nrcpt", s->nrcpt);
 		log_uint(l, "size", s->data.size);
+		if (s->in_tls) {
+			log_str(l, "tls_version", s->tls.version);
+			log_str(l, "tls_cipher", s->tls.cipher);
+		}
 		log_end(l);
 		session_reply(s, 250, "2.0.0", "Ok: queued as %s",
 			      s->file.queue_id);

@@ -32,6 +32,8 @@ struct session {
 	bool skip_line; /* discarding the rest of an over-long line */
 	bool eof;	/* peer gone while a commit was pending */
 	char helo[SESSION_HELO_MAX + 1];
+	bool in_tls;
+	struct session_tls tls;
 
 	/* The transaction (RFC 5321 3.3). */
 	struct smtp_path from;

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "net.h"
 #include "push.h"
+#include "tls.h"
 
 #define KEY(path, type, field, min, max, names)                                \
 	{                                                                      \
@@ -80,6 +81,10 @@ static const struct config_key smtpd_keys[] = {
     KEY("timeouts.data", CONFIG_DURATION, timeout_data, 100, DAY_MS, NULL),
     KEY("timeouts.shutdown", CONFIG_DURATION, timeout_shutdown, 0, DAY_MS,
 	NULL),
+    KEY("tls.cert", CONFIG_STRING, tls_cert, 0, 0, NULL),
+    KEY("tls.key", CONFIG_STRING, tls_key, 0, 0, NULL),
+    KEY_CHECKED("tls.implicit_listen", CONFIG_LIST, tls_implicit_listen,
+		check_hostport),
     KEY("log.level", CONFIG_ENUM, log_level, 0, 0, level_names),
     PUSH_CONFIG_KEYS(struct smtpd_config, push),
 };
@@ -114,6 +119,39 @@ smtpd_config_defaults(struct smtpd_config *c)
 	return 0;
 }
 
+bool
+smtpd_config_has_tls(const struct smtpd_config *c)
+{
+	return c->tls_cert && c->tls_cert[0];
+}
+
+/* The certificate and key load and belong together (tls.c checks). */
+static int
+check_tls(const struct smtpd_config *c, const char *where, char *err,
+	  size_t errlen)
+{
+	char why[CONFIG_ERR_MAX - 64];
+	bool has_key = c->tls_key && c->tls_key[0];
+
+	if (!smtpd_config_has_tls(c)) {
+		if (has_key || c->tls_implicit_listen.count > 0) {
+			snprintf(err, errlen, "%s: tls: %s needs tls.cert",
+				 where,
+				 has_key ? "tls.key" : "tls.implicit_listen");
+			return -1;
+		}
+		return 0;
+	}
+	struct tls_ctx *ctx = tls_ctx_server(
+	    c->tls_cert, has_key ? c->tls_key : NULL, why, sizeof why);
+	if (!ctx) {
+		snprintf(err, errlen, "%s: %s", where, why);
+		return -1;
+	}
+	tls_ctx_free(ctx);
+	return 0;
+}
+
 /* Checks what one key's type can't: every list item must parse. */
 static int
 check_values(struct smtpd_config *c, const char *file, char *err, size_t errlen)
@@ -125,6 +163,8 @@ check_values(struct smtpd_config *c, const char *file, char *err, size_t errlen)
 			 where);
 		return -1;
 	}
+	if (check_tls(c, where, err, errlen) != 0)
+		return -1;
 	/* select() cannot watch fds >= FD_SETSIZE. */
 	if (c->max_connections > FD_SETSIZE - SMTPD_FD_RESERVE)
 		c->max_connections = FD_SETSIZE - SMTPD_FD_RESERVE;

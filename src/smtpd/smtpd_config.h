@@ -33,9 +33,15 @@ struct smtpd_config {
 	uint64_t timeout_command; /* milliseconds */
 	uint64_t timeout_data;
 	uint64_t timeout_shutdown;
-	unsigned log_level;	 /* enum log_level */
-	struct push_config push; /* metrics.* and health.* */
+	char *tls_cert; /* PEM chain; NULL or "": no TLS */
+	char *tls_key;	/* PEM key; NULL or "": in tls_cert */
+	struct config_list tls_implicit_listen; /* RFC 8314 listeners */
+	unsigned log_level;			/* enum log_level */
+	struct push_config push;		/* metrics.* and health.* */
 };
+
+/* True when a certificate is configured. */
+bool smtpd_config_has_tls(const struct smtpd_config *);
 
 /* Fills built-in defaults. Returns -1 on ENOMEM. */
 int smtpd_config_defaults(struct smtpd_config *);
