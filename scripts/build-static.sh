@@ -50,7 +50,7 @@ check_tools() {
 	for t in gcc make cmake pkg-config strip; do
 		command -v "$t" >/dev/null || die "$t is missing (scripts/install-deps.sh)"
 	done
-	for lib in c cares yaml ssl crypto; do
+	for lib in c cares yaml ssl crypto crypt; do
 		gcc -print-file-name="lib$lib.a" | grep -q / ||
 			die "lib$lib.a is missing (scripts/install-deps.sh)"
 	done

@@ -57,8 +57,8 @@ server_refuse(struct server *srv, int fd, bool tls, const struct sockaddr *peer,
 }
 
 static void
-server_admit(struct server *srv, int fd, bool tls, const struct sockaddr *peer,
-	     socklen_t peerlen)
+server_admit(struct server *srv, int fd, bool tls, bool submission,
+	     const struct sockaddr *peer, socklen_t peerlen)
 {
 	const struct smtpd_config *cfg = srv->cfg;
 
@@ -79,19 +79,20 @@ server_admit(struct server *srv, int fd, bool tls, const struct sockaddr *peer,
 			      "max_connections_per_ip");
 		return;
 	}
-	if (!conn_open(srv, fd, peer, peerlen, tls)) {
+	if (!conn_open(srv, fd, peer, peerlen, tls, submission)) {
 		server_refuse(srv, fd, tls, peer, "4.3.2",
 			      "Service unavailable", strerror(errno));
 	}
 }
 
-static bool
-server_is_tls_listener(const struct server *srv, int lfd)
+/* The index of listener lfd in listen_fds. */
+static size_t
+server_listener(const struct server *srv, int lfd)
 {
 	for (size_t i = 0; i < srv->nlisten; i++)
 		if (srv->listen_fds[i] == lfd)
-			return srv->listen_tls[i];
-	return false;
+			return i;
+	return 0; /* cannot happen: only listeners are watched here */
 }
 
 static void
@@ -100,7 +101,9 @@ server_accept(struct loop *loop, int lfd, unsigned events, void *arg)
 	struct server *srv = arg;
 	(void)loop;
 	(void)events;
-	bool tls = server_is_tls_listener(srv, lfd);
+	size_t li = server_listener(srv, lfd);
+	bool tls = srv->listen_tls[li];
+	bool submission = srv->listen_submission[li];
 
 	for (int i = 0; i < SERVER_ACCEPT_BURST && !srv->accept_paused; i++) {
 		struct sockaddr_storage ss;
@@ -108,7 +111,8 @@ server_accept(struct loop *loop, int lfd, unsigned events, void *arg)
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &len,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
-			server_admit(srv, fd, tls, (struct sockaddr *)&ss, len);
+			server_admit(srv, fd, tls, submission,
+				     (struct sockaddr *)&ss, len);
 			continue;
 		}
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -188,7 +192,7 @@ server_close_listeners(struct server *srv)
 
 static int
 server_listen_list(struct server *srv, const struct config_list *listen,
-		   bool tls, char *err, size_t errlen)
+		   bool tls, bool submission, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < listen->count; i++) {
 		struct sockaddr_storage ss;
@@ -208,6 +212,7 @@ server_listen_list(struct server *srv, const struct config_list *listen,
 			return -1;
 		}
 		srv->listen_tls[srv->nlisten] = tls;
+		srv->listen_submission[srv->nlisten] = submission;
 		srv->listen_fds[srv->nlisten++] = fd;
 		if (loop_watch(srv->loop, fd, LOOP_READ, server_accept, srv)) {
 			snprintf(err, errlen, "listen %s: %s", listen->items[i],
@@ -221,9 +226,13 @@ server_listen_list(struct server *srv, const struct config_list *listen,
 static int
 server_listen_all(struct server *srv, char *err, size_t errlen)
 {
-	if (server_listen_list(srv, &srv->cfg->listen, false, err, errlen) != 0)
+	const struct smtpd_config *cfg = srv->cfg;
+	if (server_listen_list(srv, &cfg->listen, false, false, err, errlen) !=
+		0 ||
+	    server_listen_list(srv, &cfg->submission_listen, false, true, err,
+			       errlen) != 0)
 		return -1;
-	return server_listen_list(srv, &srv->cfg->tls_implicit_listen, true,
+	return server_listen_list(srv, &cfg->tls_implicit_listen, true, false,
 				  err, errlen);
 }
 

@@ -31,8 +31,9 @@ struct server {
 	struct session_ctx ctx;
 	struct cidr *relay_nets;
 	int listen_fds[SERVER_LISTEN_MAX];
-	bool listen_tls[SERVER_LISTEN_MAX]; /* implicit TLS (RFC 8314) */
-	struct tls_ctx *tls;		    /* NULL: no certificate */
+	bool listen_tls[SERVER_LISTEN_MAX];	   /* implicit TLS (RFC 8314) */
+	bool listen_submission[SERVER_LISTEN_MAX]; /* RFC 6409: AUTH first */
+	struct tls_ctx *tls;			   /* NULL: no certificate */
 	size_t nlisten;
 	bool accept_paused;
 	bool draining;
@@ -58,9 +59,10 @@ void server_shutdown(struct server *);
 void server_finish(struct server *);
 
 /* session_io.c: one accepted connection. */
-/* implicit_tls: handshake first, then the greeting (RFC 8314). */
+/* implicit_tls: handshake first, then the greeting (RFC 8314);
+ * submission: MAIL only after AUTH (RFC 6409). */
 struct conn *conn_open(struct server *, int fd, const struct sockaddr *peer,
-		       socklen_t peerlen, bool implicit_tls);
+		       socklen_t peerlen, bool implicit_tls, bool submission);
 void conn_close(struct conn *, const char *reason);
 /* Counts live connections from the same host as peer. */
 size_t conn_count_host(const struct server *, const struct sockaddr *peer);

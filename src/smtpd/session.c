@@ -49,6 +49,7 @@ session_new(struct session_ctx *ctx, uint64_t id, const struct sockaddr *peer,
 	if (net_addr_host(peer, s->peer_ip, sizeof s->peer_ip) != 0)
 		snprintf(s->peer_ip, sizeof s->peer_ip, "unknown");
 	loop_timer_init(&s->timer, session_timeout, s);
+	session_auth_init(s);
 	session_arm_timer(s);
 	/* RFC 5321 4.2: the greeting carries no enhanced code (RFC 2034). */
 	session_reply(s, 220, NULL, "%s ESMTP", ctx->cfg->hostname);
@@ -69,6 +70,7 @@ session_free(struct session *s)
 	}
 	session_data_abort(s);
 	loop_timer_disarm(s->ctx->loop, &s->timer);
+	session_auth_stop(s);
 	free(s->rcpts);
 	free(s);
 }
@@ -186,6 +188,7 @@ session_close(struct session *s, int code, const char *enh, const char *text)
 	session_reset_transaction(s);
 	session_enter_state(s, SESSION_CLOSED);
 	loop_timer_disarm(s->ctx->loop, &s->timer);
+	session_auth_stop(s);
 }
 
 void
@@ -232,7 +235,10 @@ session_line(struct session *s, const char *line, size_t len)
 		session_reply(s, 500, "5.5.2", "Error: bare <LF> received");
 		return;
 	}
-	session_command(s, line, len - (crlf ? 2 : 1));
+	if (s->state == SESSION_AUTH)
+		session_auth_response(s, line, len - (crlf ? 2 : 1));
+	else
+		session_command(s, line, len - (crlf ? 2 : 1));
 	if (s->state != SESSION_CLOSED && s->errors >= s->ctx->cfg->max_errors)
 		session_close(s, 421, "4.7.0", "Error: too many errors");
 }
@@ -261,6 +267,7 @@ session_run(struct session *s)
 			continue;
 		}
 		if (s->state == SESSION_DELIVERING ||
+		    s->state == SESSION_AUTH_FAILED ||
 		    s->state == SESSION_CLOSED || s->state == SESSION_STARTTLS)
 			break;
 		if (sizeof s->out - s->out_len < SESSION_REPLY_RESERVE)
@@ -358,6 +365,7 @@ session_eof(struct session *s)
 	session_reset_transaction(s);
 	session_enter_state(s, SESSION_CLOSED);
 	loop_timer_disarm(s->ctx->loop, &s->timer);
+	session_auth_stop(s);
 }
 
 const char *
@@ -417,6 +425,7 @@ session_tls_started(struct session *s, const struct session_tls *tls)
 	s->esmtp = false;
 	s->skip_line = false;
 	s->in_len = 0;
+	session_auth_reset(s);
 	s->in_tls = true;
 	s->tls = *tls;
 	if (s->state == SESSION_STARTTLS)

@@ -13,6 +13,10 @@
  * flushes the 220, runs the handshake and reports it with
  * session_tls_started(), which resets the session as if just connected.
  *
+ * AUTH (RFC 4954, session_auth.c): PLAIN and LOGIN against the users
+ * file; an authenticated client may relay anywhere, and on a submission
+ * listener MAIL needs it. Only STARTTLS forgets it (RSET and EHLO keep it).
+ *
  * Backpressure: commands are only executed while the output buffer has
  * room for the largest reply, so a client that pipelines without reading
  * replies stalls itself, not the server.
@@ -43,6 +47,8 @@
 	X(SESSION_INIT)		/* greeted, no HELO/EHLO yet */                \
 	X(SESSION_WAIT)		/* HELO done, no transaction */                \
 	X(SESSION_STARTTLS)	/* 220 to STARTTLS queued, handshake next */   \
+	X(SESSION_AUTH)		/* 334 sent, waiting for a SASL response */    \
+	X(SESSION_AUTH_FAILED)	/* 535 held back by the failure delay */       \
 	X(SESSION_MAIL_SET)	/* MAIL accepted */                            \
 	X(SESSION_RCPTS_SET)	/* at least one RCPT accepted */               \
 	X(SESSION_WRITING_DATA) /* after 354, streaming to tmp/ */             \
@@ -140,5 +146,10 @@ bool session_starting_tls(const struct session *);
 void session_tls_started(struct session *, const struct session_tls *);
 /* True once the session runs inside TLS. */
 bool session_in_tls(const struct session *);
+
+/* A submission listener's session (RFC 6409): MAIL only after AUTH. */
+void session_set_submission(struct session *, bool);
+/* The authenticated user name, or NULL. */
+const char *session_auth_user(const struct session *);
 
 #endif

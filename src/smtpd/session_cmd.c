@@ -68,10 +68,11 @@ cmd_helo_common(struct session *s, const char *args, size_t len, bool esmtp)
 	/* RFC 3207 4.2: no STARTTLS once inside TLS. */
 	bool starttls = s->ctx->tls_available && !s->in_tls;
 	session_reply(s, 250, NULL,
-		      "%s\nPIPELINING\nSIZE %llu\n8BITMIME\n%s"
+		      "%s\nPIPELINING\nSIZE %llu\n8BITMIME\n%s%s"
 		      "ENHANCEDSTATUSCODES\nSMTPUTF8\nHELP",
 		      cfg->hostname, (unsigned long long)cfg->max_message_size,
-		      starttls ? "STARTTLS\n" : "");
+		      starttls ? "STARTTLS\n" : "",
+		      session_auth_offered(s) ? "AUTH PLAIN LOGIN\n" : "");
 }
 
 static void
@@ -125,6 +126,11 @@ cmd_mail(struct session *s, const char *args, size_t len)
 		session_reply(s, 503, "5.5.1", "Error: nested MAIL command");
 		return;
 	}
+	/* RFC 6409 4.3 / RFC 4954 6: submission needs a known sender. */
+	if (s->submission && !s->authed) {
+		session_reply(s, 530, "5.7.0", "Authentication required");
+		return;
+	}
 	size_t rest;
 	const char *p = session_expect_prefix(args, len, "FROM:", &rest);
 	struct smtp_path path;
@@ -167,7 +173,7 @@ session_may_relay(const struct session *s, const struct smtp_path *to)
 {
 	const struct session_ctx *ctx = s->ctx;
 
-	if (to->is_postmaster) /* RFC 5321 4.5.1 */
+	if (to->is_postmaster || s->authed) /* RFC 5321 4.5.1, RFC 4954 */
 		return true;
 	for (size_t i = 0; i < ctx->relay_nets_count; i++)
 		if (cidr_match(&ctx->relay_nets[i], session_peer(s)))
@@ -308,9 +314,10 @@ cmd_help(struct session *s, const char *args, size_t len)
 	(void)args;
 	(void)len;
 	session_reply(s, 214, "2.0.0",
-		      "Commands: HELO EHLO %sMAIL RCPT DATA RSET NOOP VRFY "
+		      "Commands: HELO EHLO %s%sMAIL RCPT DATA RSET NOOP VRFY "
 		      "HELP QUIT\nSee RFC 5321",
-		      s->ctx->tls_available && !s->in_tls ? "STARTTLS " : "");
+		      s->ctx->tls_available && !s->in_tls ? "STARTTLS " : "",
+		      session_auth_offered(s) ? "AUTH " : "");
 }
 
 static void
@@ -376,7 +383,7 @@ static const struct session_cmd session_cmds[] = {
     {"TURN", true, cmd_not_implemented},
     {"ETRN", true, cmd_not_implemented},
     {"BDAT", true, cmd_not_implemented},
-    {"AUTH", true, cmd_not_implemented},
+    {"AUTH", true, session_auth_command},
     {"STARTTLS", false, cmd_starttls},
 };
 

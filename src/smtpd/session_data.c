@@ -67,12 +67,15 @@ session_write_received(struct session *s, struct hdr_writer *w)
 
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	/* RFC 3848 / 6531 register no TLS name for plain HELO. */
-	bool esmtps = s->in_tls && (s->esmtp || s->params.smtputf8);
-	const char *proto = s->params.smtputf8
-				? (esmtps ? "UTF8SMTPS" : "UTF8SMTP")
-			    : s->esmtp ? (esmtps ? "ESMTPS" : "ESMTP")
-				       : "SMTP";
+	/* RFC 3848 / 6531 register no TLS or AUTH name for plain HELO:
+	 * ESMTP, then S for TLS, then A for an authenticated client. */
+	char proto[16];
+	bool ext = s->esmtp || s->params.smtputf8;
+	snprintf(proto, sizeof proto, "%s%s%s",
+		 s->params.smtputf8 ? "UTF8SMTP"
+		 : s->esmtp	    ? "ESMTP"
+				    : "SMTP",
+		 ext && s->in_tls ? "S" : "", ext && s->authed ? "A" : "");
 	hdr_printf(w, "Received: from %s (unknown [%s])\n", s->helo,
 		   s->peer_ip);
 	/* The TLS comment lines as Postfix writes them. */
@@ -207,6 +210,8 @@ session_committed(struct maildir_file *f, int err, void *arg)
 			log_str(l, "tls_version", s->tls.version);
 			log_str(l, "tls_cipher", s->tls.cipher);
 		}
+		if (s->authed)
+			log_str(l, "auth_user", s->auth_user);
 		log_end(l);
 		session_reply(s, 250, "2.0.0", "Ok: queued as %s",
 			      s->file.queue_id);

@@ -9,6 +9,8 @@
 
 #include <stdarg.h>
 
+#include "auth.h"
+#include "auth_verify.h"
 #include "log.h"
 #include "session.h"
 #include "smtpd_config.h"
@@ -34,6 +36,15 @@ struct session {
 	char helo[SESSION_HELO_MAX + 1];
 	bool in_tls;
 	struct session_tls tls;
+
+	/* AUTH (RFC 4954); not reset by RSET or EHLO, only by STARTTLS. */
+	bool submission;     /* MAIL needs authentication */
+	bool authed;	     /* auth_user is authenticated */
+	bool auth_login;     /* the exchange is LOGIN, else PLAIN */
+	bool auth_have_user; /* LOGIN: auth_user holds the name sent */
+	unsigned auth_failures;
+	struct loop_timer auth_timer; /* the delay before a 535 */
+	char auth_user[AUTH_USER_MAX + 1];
 
 	/* The transaction (RFC 5321 3.3). */
 	struct smtp_path from;
@@ -70,6 +81,15 @@ void session_wake(struct session *);
 
 /* session_cmd.c */
 void session_command(struct session *, const char *line, size_t len);
+
+/* session_auth.c */
+void session_auth_command(struct session *, const char *args, size_t len);
+void session_auth_response(struct session *, const char *line, size_t len);
+/* AUTH is in the EHLO reply: a users file, and TLS or allowed without. */
+bool session_auth_offered(const struct session *);
+void session_auth_init(struct session *);
+void session_auth_stop(struct session *);
+void session_auth_reset(struct session *);
 
 /* session_data.c */
 void session_data_start(struct session *);

@@ -312,7 +312,7 @@ conn_free(void *p)
 
 struct conn *
 conn_open(struct server *srv, int fd, const struct sockaddr *peer,
-	  socklen_t peerlen, bool implicit_tls)
+	  socklen_t peerlen, bool implicit_tls, bool submission)
 {
 	struct conn *c = calloc(1, sizeof *c);
 	if (!c)
@@ -328,6 +328,7 @@ conn_open(struct server *srv, int fd, const struct sockaddr *peer,
 		return NULL;
 	}
 	session_set_owner(c->s, c);
+	session_set_submission(c->s, submission);
 	c->next = srv->conns;
 	if (srv->conns)
 		srv->conns->prev = c;
@@ -342,6 +343,8 @@ conn_open(struct server *srv, int fd, const struct sockaddr *peer,
 	log_str(l, "client", addr);
 	if (implicit_tls)
 		log_bool(l, "tls", true);
+	if (submission)
+		log_bool(l, "submission", true);
 	log_end(l);
 	if (implicit_tls)
 		conn_start_tls(c); /* RFC 8314 3.3: TLS before the greeting */

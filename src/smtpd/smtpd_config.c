@@ -85,6 +85,13 @@ static const struct config_key smtpd_keys[] = {
     KEY("tls.key", CONFIG_STRING, tls_key, 0, 0, NULL),
     KEY_CHECKED("tls.implicit_listen", CONFIG_LIST, tls_implicit_listen,
 		check_hostport),
+    KEY_CHECKED("submission_listen", CONFIG_LIST, submission_listen,
+		check_hostport),
+    KEY("auth.users_file", CONFIG_STRING, auth_users_file, 0, 0, NULL),
+    KEY("auth.allow_plaintext", CONFIG_BOOL, auth_allow_plaintext, 0, 0, NULL),
+    KEY("auth.max_failures", CONFIG_UINT, auth_max_failures, 1, 1000, NULL),
+    KEY("auth.failure_delay", CONFIG_DURATION, auth_failure_delay, 0, 60 * 1000,
+	NULL),
     KEY("log.level", CONFIG_ENUM, log_level, 0, 0, level_names),
     PUSH_CONFIG_KEYS(struct smtpd_config, push),
 };
@@ -111,6 +118,8 @@ smtpd_config_defaults(struct smtpd_config *c)
 	c->timeout_data = 600 * 1000;
 	c->timeout_shutdown = 30 * 1000;
 	c->log_level = LOG_INFO;
+	c->auth_max_failures = 3;
+	c->auth_failure_delay = 1000;
 	if (!c->hostname || !c->maildir ||
 	    push_config_defaults(&c->push, "smtpd") != 0 ||
 	    config_list_set(&c->listen, listen, 1) != 0 ||
@@ -123,6 +132,28 @@ bool
 smtpd_config_has_tls(const struct smtpd_config *c)
 {
 	return c->tls_cert && c->tls_cert[0];
+}
+
+bool
+smtpd_config_has_auth(const struct smtpd_config *c)
+{
+	return c->auth_users_file && c->auth_users_file[0];
+}
+
+/* The users file parses; a submission listener needs it. */
+static int
+check_auth(struct smtpd_config *c, const char *where, char *err, size_t errlen)
+{
+	if (!smtpd_config_has_auth(c)) {
+		if (c->submission_listen.count > 0) {
+			snprintf(err, errlen,
+				 "%s: submission_listen needs auth.users_file",
+				 where);
+			return -1;
+		}
+		return 0;
+	}
+	return auth_users_load(&c->users, c->auth_users_file, err, errlen);
 }
 
 /* The certificate and key load and belong together (tls.c checks). */
@@ -165,6 +196,8 @@ check_values(struct smtpd_config *c, const char *file, char *err, size_t errlen)
 	}
 	if (check_tls(c, where, err, errlen) != 0)
 		return -1;
+	if (check_auth(c, where, err, errlen) != 0)
+		return -1;
 	/* select() cannot watch fds >= FD_SETSIZE. */
 	if (c->max_connections > FD_SETSIZE - SMTPD_FD_RESERVE)
 		c->max_connections = FD_SETSIZE - SMTPD_FD_RESERVE;
@@ -188,4 +221,5 @@ void
 smtpd_config_free(struct smtpd_config *c)
 {
 	config_free(smtpd_keys, NKEYS, c);
+	auth_users_free(&c->users);
 }

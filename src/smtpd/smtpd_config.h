@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "config.h"
 #include "push.h"
 
@@ -36,10 +37,19 @@ struct smtpd_config {
 	char *tls_cert; /* PEM chain; NULL or "": no TLS */
 	char *tls_key;	/* PEM key; NULL or "": in tls_cert */
 	struct config_list tls_implicit_listen; /* RFC 8314 listeners */
-	unsigned log_level;			/* enum log_level */
-	struct push_config push;		/* metrics.* and health.* */
+	/* RFC 6409 listeners: MAIL only after AUTH. */
+	struct config_list submission_listen;
+	char *auth_users_file;	   /* NULL or "": no AUTH */
+	bool auth_allow_plaintext; /* offer AUTH outside TLS */
+	uint64_t auth_max_failures;
+	uint64_t auth_failure_delay; /* ms, times the failures so far */
+	struct auth_users users;     /* loaded from auth_users_file */
+	unsigned log_level;	     /* enum log_level */
+	struct push_config push;     /* metrics.* and health.* */
 };
 
+/* True when a users file is configured: AUTH exists. */
+bool smtpd_config_has_auth(const struct smtpd_config *);
 /* True when a certificate is configured. */
 bool smtpd_config_has_tls(const struct smtpd_config *);
 
