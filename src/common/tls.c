@@ -8,9 +8,11 @@
  */
 #include "tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,6 +168,28 @@ tls_ctx_client(char *err, size_t errlen)
 	return tls_ctx_wrap(ssl, false, err, errlen);
 }
 
+struct tls_ctx *
+tls_ctx_client_verify(const char *ca_file, char *err, size_t errlen)
+{
+	char why[TLS_ERR_MAX];
+
+	if (tls_check_readable("tls.ca_file", ca_file, err, errlen) != 0)
+		return NULL;
+	SSL_CTX *ssl = tls_ctx_base(TLS_client_method(), err, errlen);
+	if (!ssl)
+		return NULL;
+	if (SSL_CTX_load_verify_locations(ssl, ca_file, NULL) != 1) {
+		tls_take_error(why, sizeof why, "unknown error");
+		snprintf(err, errlen,
+			 "tls.ca_file: no PEM CA certificates in '%s' (%s)",
+			 ca_file, why);
+		SSL_CTX_free(ssl);
+		return NULL;
+	}
+	SSL_CTX_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+	return tls_ctx_wrap(ssl, false, err, errlen);
+}
+
 void
 tls_ctx_free(struct tls_ctx *c)
 {
@@ -207,6 +231,18 @@ tls_free(struct tls *t)
 	free(t);
 }
 
+/* A failed certificate check says why ("hostname mismatch"). */
+static void
+tls_add_verify_error(struct tls *t)
+{
+	long v = SSL_get_verify_result(t->ssl);
+	if (v == X509_V_OK || SSL_get_verify_mode(t->ssl) == SSL_VERIFY_NONE)
+		return;
+	size_t len = strlen(t->err);
+	snprintf(t->err + len, sizeof t->err - len, " (%s)",
+		 X509_verify_cert_error_string(v));
+}
+
 /* Maps the outcome of an SSL call that did not succeed. */
 static enum tls_result
 tls_result_of(struct tls *t, int ret)
@@ -232,8 +268,42 @@ tls_result_of(struct tls *t, int ret)
 	default:
 		t->failed = true;
 		tls_take_error(t->err, sizeof t->err, "protocol error");
+		tls_add_verify_error(t);
 		return TLS_ERROR;
 	}
+}
+
+static bool
+tls_is_ip(const char *host)
+{
+	unsigned char addr[16];
+	return inet_pton(AF_INET, host, addr) == 1 ||
+	       inet_pton(AF_INET6, host, addr) == 1;
+}
+
+int
+tls_set_peer_name(struct tls *t, const char *host, bool check)
+{
+	bool ip = tls_is_ip(host);
+	int ok = 1;
+
+	ERR_clear_error();
+	/* RFC 6066 3: literal addresses are not sent as SNI. */
+	if (!ip)
+		ok = SSL_set_tlsext_host_name(t->ssl, host);
+	if (ok == 1 && check) {
+		X509_VERIFY_PARAM *p = SSL_get0_param(t->ssl);
+		X509_VERIFY_PARAM_set_hostflags(
+		    p, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(p, host)
+			: X509_VERIFY_PARAM_set1_host(p, host, 0);
+	}
+	if (ok != 1) {
+		tls_take_error(t->err, sizeof t->err, "out of memory");
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
 }
 
 enum tls_result
@@ -303,6 +373,24 @@ tls_cipher_bits(const struct tls *t, int *alg_bits)
 	if (alg_bits)
 		*alg_bits = alg;
 	return bits;
+}
+
+bool
+tls_verified(const struct tls *t)
+{
+	if (SSL_get_verify_mode(t->ssl) == SSL_VERIFY_NONE ||
+	    !SSL_is_init_finished(t->ssl))
+		return false;
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+	if (!SSL_get0_peer_certificate(t->ssl))
+		return false;
+#else
+	X509 *peer = SSL_get_peer_certificate(t->ssl);
+	if (!peer)
+		return false;
+	X509_free(peer);
+#endif
+	return SSL_get_verify_result(t->ssl) == X509_V_OK;
 }
 
 const char *

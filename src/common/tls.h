@@ -44,6 +44,13 @@ struct tls_ctx *tls_ctx_server(const char *cert, const char *key, char *err,
 			       size_t errlen);
 /* A client context that does not verify the peer (opportunistic TLS). */
 struct tls_ctx *tls_ctx_client(char *err, size_t errlen);
+/*
+ * A client context that verifies the peer's chain against the PEM CA
+ * bundle ca_file; a handshake with an untrusted peer fails. Pair it with
+ * tls_set_peer_name() so the name is checked too.
+ */
+struct tls_ctx *tls_ctx_client_verify(const char *ca_file, char *err,
+				      size_t errlen);
 void tls_ctx_free(struct tls_ctx *);
 
 /* A connection over a connected non-blocking fd (not owned, not closed).
@@ -51,6 +58,14 @@ void tls_ctx_free(struct tls_ctx *);
 struct tls *tls_new(struct tls_ctx *, int fd);
 /* Frees without sending anything; see tls_close_notify(). */
 void tls_free(struct tls *);
+
+/*
+ * Client side, before the handshake: the name of the host we meant to
+ * reach. A DNS name goes out as SNI (RFC 6066 3); with check, the peer's
+ * certificate must match it (RFC 6125; an IP address matches an IP SAN).
+ * -1 on failure (ENOMEM).
+ */
+int tls_set_peer_name(struct tls *, const char *host, bool check);
 
 enum tls_result tls_handshake(struct tls *);
 /* Reads at most cap bytes; *n is the count when TLS_OK (never 0). */
@@ -71,6 +86,9 @@ void tls_close_notify(struct tls *);
 const char *tls_version(const struct tls *);
 const char *tls_cipher(const struct tls *);
 int tls_cipher_bits(const struct tls *, int *alg_bits);
+/* After the handshake: true when the peer's certificate chain and name
+ * were verified (only with a tls_ctx_client_verify() context). */
+bool tls_verified(const struct tls *);
 /* The last error of this connection ("" when none). */
 const char *tls_error(const struct tls *);
 

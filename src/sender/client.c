@@ -241,13 +241,39 @@ client_session_open(struct client *c)
 	client_next_job(c);
 }
 
+/* RFC 3207: STARTTLS once per connection, when offered and allowed. */
+static bool
+client_want_starttls(const struct client *c)
+{
+	return !c->tls && !c->tls_off && c->tls_mode != SENDER_TLS_NONE &&
+	       c->caps.starttls;
+}
+
+/* The session may carry mail: TLS is up or not required. */
+static bool
+client_tls_ok(struct client *c)
+{
+	if (c->tls || c->tls_mode < SENDER_TLS_ENCRYPT)
+		return true;
+	client_policy_fail(c, "4.7.4",
+			   "TLS is required, but was not offered by the host");
+	return false;
+}
+
 static void
 on_ehlo(struct client *c, const struct smtp_reply *r)
 {
 	if (r->code / 100 == 2) {
 		smtp_caps_parse(r, &c->caps);
 		c->pipelining = c->caps.pipelining;
-		client_session_open(c);
+		if (client_want_starttls(c)) {
+			client_send(c, "STARTTLS\r\n");
+			client_enter_state(c, CLIENT_STARTTLS);
+			client_arm(c, c->snd->cfg->timeout_mail);
+			return;
+		}
+		if (client_tls_ok(c))
+			client_session_open(c);
 		return;
 	}
 	if (r->code / 100 == 5) { /* RFC 5321 3.2: fall back to HELO */
@@ -272,6 +298,27 @@ on_helo(struct client *c, const struct smtp_reply *r)
 	}
 	memset(&c->caps, 0, sizeof c->caps);
 	c->pipelining = false;
+	if (client_tls_ok(c))
+		client_session_open(c);
+}
+
+/* RFC 3207 4: 220 starts the handshake; anything else leaves the
+ * session in plaintext, which only tls.mode may accepts. */
+static void
+on_starttls(struct client *c, const struct smtp_reply *r)
+{
+	if (r->code == 220) {
+		client_starttls(c);
+		return;
+	}
+	if (c->tls_mode >= SENDER_TLS_ENCRYPT) {
+		char text[SMTP_REPLY_TEXT_MAX + 32],
+		    why[SMTP_REPLY_TEXT_MAX + 64];
+		client_reply_str(r, text, sizeof text);
+		snprintf(why, sizeof why, "STARTTLS refused: %s", text);
+		client_policy_fail(c, "4.7.4", why);
+		return;
+	}
 	client_session_open(c);
 }
 
@@ -445,6 +492,9 @@ client_on_reply(struct client *c, const struct smtp_reply *r)
 		break;
 	case CLIENT_HELO:
 		on_helo(c, r);
+		break;
+	case CLIENT_STARTTLS:
+		on_starttls(c, r);
 		break;
 	case CLIENT_MAIL:
 		on_mail(c, r);

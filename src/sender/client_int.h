@@ -18,6 +18,7 @@
 #include "net.h"
 #include "sender.h"
 #include "smtp_reply.h"
+#include "tls.h"
 
 #define CLIENT_IN_MAX 8192
 #define CLIENT_OUT_MAX 65536
@@ -29,7 +30,9 @@
 	X(CLIENT_GREETING)   /* waiting for 220 */                             \
 	X(CLIENT_EHLO)                                                         \
 	X(CLIENT_HELO)                                                         \
-	X(CLIENT_IDLE) /* between transactions, lingering */                   \
+	X(CLIENT_STARTTLS) /* waiting for 220 to STARTTLS */                   \
+	X(CLIENT_TLS)	   /* TLS handshake in progress */                     \
+	X(CLIENT_IDLE)	   /* between transactions, lingering */               \
 	X(CLIENT_MAIL)                                                         \
 	X(CLIENT_RCPT)                                                         \
 	X(CLIENT_DATA) /* waiting for 354 */                                   \
@@ -65,6 +68,19 @@ struct client {
 	struct sockaddr_storage addrs[DNS_ADDR_MAX];
 	size_t naddrs;
 	size_t addr;
+	/* TLS (RFC 3207): negotiated once per connection */
+	unsigned tls_mode;	 /* enum sender_tls_mode for this session */
+	struct tls_ctx *tls_ctx; /* made on first use, freed with the client */
+	struct tls *tls;	 /* NULL: plaintext */
+	bool tls_verified;	 /* peer chain and name checked */
+	bool tls_off;		 /* plaintext retry after a failed handshake */
+	bool tls_read_wants_write; /* TLS_WANT_WRITE from a read */
+	unsigned conn_gen;    /* counts dropped sockets: a callback can tell
+				 that its connection is gone */
+	const char *fail_dsn; /* enhanced code of the failure being
+				 reported; NULL: 4.4.1 */
+	const char *last_dsn; /* that of the last failed address */
+
 	char relay[CLIENT_RELAY_MAX];		 /* "host[addr]:port" */
 	char last_error[CLIENT_RELAY_MAX + 256]; /* why the last try failed */
 	unsigned msgs; /* messages sent in this session */
@@ -110,5 +126,10 @@ void client_next_address(struct client *, const char *why);
  * deferred with why (when the session made no progress at all). */
 void client_close(struct client *, const char *why);
 void client_log_session(struct client *, const char *event);
+/* After 220 to STARTTLS: starts the handshake on the connection. */
+void client_starttls(struct client *);
+/* A policy failure (TLS required) with its enhanced code: the address
+ * is given up on; when it was the last, the mail is deferred with dsn. */
+void client_policy_fail(struct client *, const char *dsn, const char *why);
 
 #endif

@@ -10,6 +10,12 @@
  * queue gets a new session; when it failed before delivering anything,
  * every job moves on to its next MX host or is deferred, instead of
  * reconnecting in a tight loop.
+ *
+ * TLS (RFC 3207): after 220 to STARTTLS the handshake runs on the same
+ * watch (want-read / want-write), then every byte goes through the tls
+ * object. Plaintext received behind the 220 is discarded, never read as
+ * if it came inside TLS. OpenSSL may hold decrypted bytes the fd does not
+ * show as readable, so a read goes on while tls_pending() says so.
  */
 #include "client_int.h"
 
@@ -26,6 +32,8 @@
 
 static void client_io(struct loop *, int, unsigned, void *);
 static void client_resolve(struct client *);
+static void client_connect(struct client *);
+static void client_tls_failed(struct client *, const char *what);
 
 void
 client_log_session(struct client *c, const char *event)
@@ -35,6 +43,12 @@ client_log_session(struct client *c, const char *event)
 	log_str(l, "relay", c->relay);
 	if (strcmp(event, "session.open") == 0) {
 		log_bool(l, "pipelining", c->pipelining);
+		log_bool(l, "tls", c->tls != NULL);
+		if (c->tls) {
+			log_str(l, "tls_version", tls_version(c->tls));
+			log_str(l, "tls_cipher", tls_cipher(c->tls));
+			log_bool(l, "tls_verified", c->tls_verified);
+		}
 	} else {
 		log_uint(l, "msgs", c->msgs);
 	}
@@ -66,6 +80,8 @@ client_timeout(struct loop *loop, struct loop_timer *t, void *arg)
 		 client_state_name(c->state));
 	if (c->state <= CLIENT_GREETING)
 		client_next_address(c, why);
+	else if (c->state == CLIENT_TLS)
+		client_tls_failed(c, why);
 	else
 		client_close(c, why);
 }
@@ -93,6 +109,14 @@ client_arm(struct client *c, uint64_t ms)
 static void
 client_drop_socket(struct client *c)
 {
+	c->conn_gen++;
+	if (c->tls) {
+		tls_close_notify(c->tls);
+		tls_free(c->tls);
+		c->tls = NULL;
+	}
+	c->tls_verified = false;
+	c->tls_read_wants_write = false;
 	if (c->fd >= 0) {
 		loop_unwatch(c->snd->loop, c->fd);
 		close(c->fd);
@@ -105,8 +129,38 @@ static void
 client_free(void *p)
 {
 	struct client *c = p;
+	tls_free(c->tls);
+	tls_ctx_free(c->tls_ctx);
 	free(c->out);
 	free(c);
+}
+
+/*
+ * The host failed a policy (TLS required): its jobs go to their next MX
+ * host, or are deferred with dsn rather than the generic 4.4.1.
+ */
+static void
+client_defer_queue(struct client *c, const char *dsn, const char *why)
+{
+	struct job *j;
+	while ((j = mxq_pop(c->q)) != NULL) {
+		if (j->hop + 1 < j->route->nhosts) {
+			j->hop++; /* RFC 5321 5.1: the next MX host */
+			sender_route_job(c->snd, j);
+			continue;
+		}
+		for (size_t k = 0; k < j->n; k++)
+			sender_outcome(c->snd, j, k, DELIVERY_DEFERRED, dsn,
+				       why, c->relay, c->q->key);
+		sender_job_done(c->snd, j);
+	}
+}
+
+void
+client_policy_fail(struct client *c, const char *dsn, const char *why)
+{
+	c->fail_dsn = dsn;
+	client_next_address(c, why);
 }
 
 void
@@ -143,6 +197,8 @@ client_close(struct client *c, const char *why)
 	c->q->client = NULL;
 	snd->clients--;
 	c->state = CLIENT_CLOSED;
+	if (why && !c->progress && !snd->stopping && c->last_dsn)
+		client_defer_queue(c, c->last_dsn, why);
 	/* A session that failed before delivering anything: this host is
 	 * no good for now. (A clean QUIT has why == NULL; jobs queued while
 	 * it was closing simply get a new session.) */
@@ -160,6 +216,8 @@ client_next_address(struct client *c, const char *why)
 {
 	snprintf(c->last_error, sizeof c->last_error, "%s: %.250s", c->relay,
 		 why);
+	c->last_dsn = c->fail_dsn;
+	c->fail_dsn = NULL;
 	struct log_line *l = log_begin(c->snd->log, LOG_INFO, "session.fail");
 	log_str(l, "mx", c->q->key);
 	log_str(l, "relay", c->relay);
@@ -185,6 +243,7 @@ client_connect(struct client *c)
 	else
 		((struct sockaddr_in *)ss)->sin_port = htons(c->q->port);
 	net_addr_host((struct sockaddr *)ss, addr, sizeof addr);
+	c->last_dsn = NULL;
 	snprintf(c->relay, sizeof c->relay, "%.255s[%.63s]:%u", c->q->key, addr,
 		 (unsigned)c->q->port);
 
@@ -254,19 +313,49 @@ client_resolve(struct client *c)
 		client_next_address(c, "cannot start host lookup");
 }
 
+/* Writes some of out: the count, 0 when the socket is full, -1 when the
+ * connection failed (why filled in). */
+static ssize_t
+client_write(struct client *c, char *why, size_t cap)
+{
+	if (c->tls) {
+		size_t n;
+		enum tls_result r = tls_write(c->tls, c->out, c->out_len, &n);
+		if (r == TLS_OK)
+			return (ssize_t)n;
+		if (r == TLS_WANT_READ || r == TLS_WANT_WRITE)
+			return 0; /* READ is always watched; WRITE while out */
+		snprintf(why, cap, "TLS write failed: %s",
+			 r == TLS_CLOSED ? "connection closed by server"
+					 : tls_error(c->tls));
+		return -1;
+	}
+	for (;;) {
+		ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
+		if (n >= 0)
+			return n;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return 0;
+		if (errno != EINTR) {
+			snprintf(why, cap, "%s", strerror(errno));
+			return -1;
+		}
+	}
+}
+
 void
 client_flush(struct client *c)
 {
+	char why[TLS_ERR_MAX + 32];
+
 	while (!c->closing && c->fd >= 0 && c->out_len > 0) {
-		ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
+		ssize_t n = client_write(c, why, sizeof why);
 		if (n < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				break;
-			if (errno == EINTR)
-				continue;
-			client_close(c, strerror(errno));
+			client_close(c, why);
 			return;
 		}
+		if (n == 0)
+			break;
 		memmove(c->out, c->out + n, c->out_len - (size_t)n);
 		c->out_len -= (size_t)n;
 		if (c->state == CLIENT_BODY) {
@@ -274,30 +363,55 @@ client_flush(struct client *c)
 			client_fill_body(c);
 		}
 	}
-	if (c->closing || c->fd < 0)
+	if (c->closing || c->fd < 0 || c->state == CLIENT_TLS)
 		return;
-	loop_modify(c->snd->loop, c->fd,
-		    LOOP_READ | (c->out_len > 0 ? LOOP_WRITE : 0));
+	bool w = c->out_len > 0 || c->tls_read_wants_write;
+	loop_modify(c->snd->loop, c->fd, LOOP_READ | (w ? LOOP_WRITE : 0));
 }
 
-static void
-client_read(struct client *c)
+/* Reads into in: 1 with bytes, 0 with none for now, -1 when the
+ * connection is over (why filled in). */
+static int
+client_recv(struct client *c, char *why, size_t cap)
 {
-	ssize_t n = read(c->fd, c->in + c->in_len, sizeof c->in - c->in_len);
+	size_t room = sizeof c->in - c->in_len;
+	if (c->tls) {
+		size_t n;
+		enum tls_result r =
+		    tls_read(c->tls, c->in + c->in_len, room, &n);
+		c->tls_read_wants_write = r == TLS_WANT_WRITE;
+		if (r == TLS_OK) {
+			c->in_len += n;
+			return 1;
+		}
+		if (r == TLS_WANT_READ || r == TLS_WANT_WRITE)
+			return 0;
+		snprintf(why, cap, "%s",
+			 r == TLS_CLOSED ? "connection closed by server"
+					 : tls_error(c->tls));
+		return -1;
+	}
+	ssize_t n = read(c->fd, c->in + c->in_len, room);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
+		return 0;
 	if (n <= 0) {
-		const char *why =
-		    n == 0 ? "connection closed by server" : strerror(errno);
-		if (c->state == CLIENT_GREETING)
-			client_next_address(c, why);
-		else
-			client_close(c, c->state == CLIENT_QUIT ? NULL : why);
-		return;
+		snprintf(why, cap, "%s",
+			 n == 0 ? "connection closed by server"
+				: strerror(errno));
+		return -1;
 	}
 	c->in_len += (size_t)n;
+	return 1;
+}
+
+/* Hands every complete reply in to the protocol side. Stops when the
+ * connection it was read on is gone or TLS is about to start. */
+static void
+client_parse(struct client *c)
+{
+	unsigned gen = c->conn_gen;
 	size_t pos = 0;
-	while (!c->closing && c->fd >= 0) {
+	while (!c->closing && c->conn_gen == gen && c->state != CLIENT_TLS) {
 		struct smtp_reply r;
 		size_t used;
 		enum smtp_reply_status st =
@@ -311,12 +425,121 @@ client_read(struct client *c)
 		pos += used;
 		client_on_reply(c, &r);
 	}
-	if (c->closing || c->fd < 0)
+	if (c->closing || c->conn_gen != gen)
 		return;
 	memmove(c->in, c->in + pos, c->in_len - pos);
 	c->in_len -= pos;
 	if (c->in_len == sizeof c->in)
 		client_close(c, "reply too long");
+}
+
+static void
+client_handshake(struct client *c)
+{
+	switch (tls_handshake(c->tls)) {
+	case TLS_OK:
+		c->tls_verified = tls_verified(c->tls);
+		/* RFC 3207 4.2: forget what was learnt in plaintext. */
+		memset(&c->caps, 0, sizeof c->caps);
+		c->pipelining = false;
+		client_send(c, "EHLO %s\r\n", c->snd->cfg->hostname);
+		client_enter_state(c, CLIENT_EHLO);
+		client_arm(c, c->snd->cfg->timeout_mail);
+		client_flush(c);
+		break;
+	case TLS_WANT_READ:
+		loop_modify(c->snd->loop, c->fd, LOOP_READ);
+		break;
+	case TLS_WANT_WRITE:
+		loop_modify(c->snd->loop, c->fd, LOOP_WRITE);
+		break;
+	case TLS_CLOSED:
+		client_tls_failed(c, tls_error(c->tls)[0]
+					 ? tls_error(c->tls)
+					 : "connection closed by server");
+		break;
+	case TLS_ERROR:
+		client_tls_failed(c, tls_error(c->tls));
+		break;
+	}
+}
+
+void
+client_starttls(struct client *c)
+{
+	const struct sender_config *cfg = c->snd->cfg;
+	bool verify = c->tls_mode == SENDER_TLS_VERIFY;
+	char err[TLS_ERR_MAX + CONFIG_STRING_MAX];
+
+	client_enter_state(c, CLIENT_TLS);
+	client_arm(c, cfg->timeout_greeting);
+	if (!c->tls_ctx) {
+		c->tls_ctx = verify ? tls_ctx_client_verify(cfg->tls_ca_file,
+							    err, sizeof err)
+				    : tls_ctx_client(err, sizeof err);
+		if (!c->tls_ctx) {
+			client_tls_failed(c, err);
+			return;
+		}
+	}
+	c->tls = tls_new(c->tls_ctx, c->fd);
+	if (!c->tls || tls_set_peer_name(c->tls, c->q->key, verify) != 0) {
+		client_tls_failed(c, "out of memory");
+		return;
+	}
+	/* The handshake starts once client_read has dropped what came in
+	 * plaintext behind the 220. */
+}
+
+/* The handshake failed: may retries the address in plaintext once;
+ * encrypt and verify give the address up (4.7.5). */
+static void
+client_tls_failed(struct client *c, const char *what)
+{
+	char why[TLS_ERR_MAX + CONFIG_STRING_MAX + 32];
+	snprintf(why, sizeof why, "TLS handshake failed: %s", what);
+	if (c->tls_mode != SENDER_TLS_MAY || c->tls_off) {
+		client_policy_fail(c, "4.7.5", why);
+		return;
+	}
+	struct log_line *l = log_begin(c->snd->log, LOG_WARN, "tls.fallback");
+	log_str(l, "mx", c->q->key);
+	log_str(l, "relay", c->relay);
+	log_str(l, "reason", why);
+	log_end(l);
+	c->tls_off = true;
+	client_drop_socket(c);
+	client_connect(c); /* the same address, without STARTTLS */
+}
+
+static void
+client_read(struct client *c)
+{
+	char why[TLS_ERR_MAX + 32];
+	unsigned gen = c->conn_gen;
+	do {
+		int got = client_recv(c, why, sizeof why);
+		if (got == 0)
+			return;
+		if (got < 0) {
+			if (c->state == CLIENT_GREETING)
+				client_next_address(c, why);
+			else
+				client_close(c, c->state == CLIENT_QUIT ? NULL
+									: why);
+			return;
+		}
+		client_parse(c);
+		if (c->closing || c->conn_gen != gen)
+			return;
+		if (c->state == CLIENT_TLS) {
+			/* RFC 3207 5: nothing sent before TLS is trusted
+			 * inside it. */
+			c->in_len = 0;
+			client_handshake(c);
+			return;
+		}
+	} while (c->tls && tls_pending(c->tls));
 }
 
 static void
@@ -340,9 +563,14 @@ client_io(struct loop *loop, int fd, unsigned events, void *arg)
 		client_connected(c);
 		return;
 	}
-	if (events & LOOP_READ)
+	if (c->state == CLIENT_TLS) {
+		client_handshake(c);
+		return;
+	}
+	/* A TLS read may wait on writability, a TLS write on readability. */
+	if ((events & LOOP_READ) || c->tls)
 		client_read(c);
-	if (!c->closing && c->fd >= 0)
+	if (!c->closing && c->fd >= 0 && c->state != CLIENT_TLS)
 		client_flush(c);
 }
 
@@ -359,6 +587,7 @@ client_start(struct sender *snd, struct mxq *q)
 	}
 	c->snd = snd;
 	c->q = q;
+	c->tls_mode = snd->cfg->tls_mode;
 	c->fd = -1;
 	c->body_fd = -1;
 	loop_timer_init(&c->timer, client_timeout, c);

@@ -29,6 +29,9 @@
 
 static const char *const level_names[] = {"debug", "info", "warn", "error",
 					  NULL};
+/* Indexed by enum sender_tls_mode. */
+static const char *const tls_mode_names[] = {"none", "may", "encrypt", "verify",
+					     NULL};
 
 /* "host:port" or "[v6]:port" for the relay; a name is resolved later. */
 static int
@@ -80,6 +83,9 @@ static const struct config_key sender_keys[] = {
     KEY("orphan_after", CONFIG_DURATION, orphan_after, 1000, DAY_MS, NULL),
     KEY("bounce.drop_undeliverable", CONFIG_BOOL, drop_undeliverable_bounces, 0,
 	0, NULL),
+    KEY("tls.mode", CONFIG_ENUM, tls_mode, 0, 0, tls_mode_names),
+    KEY_CHECKED("tls.ca_file", CONFIG_STRING, tls_ca_file,
+		config_check_nonempty),
     KEY("log.level", CONFIG_ENUM, log_level, 0, 0, level_names),
     PUSH_CONFIG_KEYS(struct sender_config, push),
 };
@@ -113,8 +119,11 @@ sender_config_defaults(struct sender_config *c)
 	c->retry_max_age = 5 * DAY_MS;
 	c->orphan_after = 60 * SEC;
 	c->log_level = LOG_INFO;
+	c->tls_mode = SENDER_TLS_MAY;
+	c->tls_ca_file = strdup("/etc/ssl/certs/ca-certificates.crt");
 	if (!c->maildir || !c->spool || !c->instance || !c->hostname ||
-	    !c->smarthost || push_config_defaults(&c->push, "sender") != 0)
+	    !c->smarthost || !c->tls_ca_file ||
+	    push_config_defaults(&c->push, "sender") != 0)
 		return -1;
 	return 0;
 }

@@ -12,6 +12,14 @@
 #include "config.h"
 #include "push.h"
 
+/* tls.mode, weakest first: a policy may only raise it. */
+enum sender_tls_mode {
+	SENDER_TLS_NONE,    /* never STARTTLS */
+	SENDER_TLS_MAY,	    /* STARTTLS when offered, unverified */
+	SENDER_TLS_ENCRYPT, /* TLS required, unverified */
+	SENDER_TLS_VERIFY,  /* TLS required, chain and host name checked */
+};
+
 struct sender_config {
 	char *maildir;
 	char *spool;
@@ -36,6 +44,8 @@ struct sender_config {
 	uint64_t retry_max_age;	    /* ms after which deferred bounces */
 	uint64_t orphan_after;	    /* ms without heartbeat: folder adoptable */
 	bool drop_undeliverable_bounces; /* else kept in cur/ */
+	unsigned tls_mode;		 /* enum sender_tls_mode */
+	char *tls_ca_file;		 /* PEM bundle for verify */
 	unsigned log_level;
 	struct push_config push; /* metrics.* and health.* */
 };

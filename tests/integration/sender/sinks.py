@@ -14,11 +14,15 @@ Options: pipelining / 8bitmime / smtputf8 / size advertised or not, EHLO
 refused with 502 (HELO fallback), recipients rejected with 550 or 450,
 senders rejected with 550, a
 delay before every reply (slow MX), 421 after N messages in one
-connection, a refusing greeting (e.g. 421) followed by close.
+connection, a refusing greeting (e.g. 421) followed by close, STARTTLS
+advertised but broken (220 and then bytes that are not TLS) or refused
+(454).
 
 `AioSink` is the same role played by aiosmtpd's Controller, an independent
 SMTP server implementation (it does not offer PIPELINING), used to check
 that what the sender sends is understood by someone else's parser too.
+Given an ssl.SSLContext it offers STARTTLS; each message records whether
+it came inside TLS.
 """
 
 import bisect
@@ -150,7 +154,7 @@ class Sink:
                  reply_delay=0.0,
                  defer_reply="450 4.2.1 <{addr}>: mailbox busy, try later",
                  max_msgs_per_conn=None, over_max="421", greeting=None,
-                 idle_timeout=30.0):
+                 idle_timeout=30.0, starttls=None):
         self.host = host
         self.port = port
         self.name = name or host
@@ -168,6 +172,7 @@ class Sink:
         self.max_msgs_per_conn = max_msgs_per_conn
         self.over_max = over_max    # "421", or "close": drop the socket
         self.idle_timeout = idle_timeout
+        self.starttls = starttls    # None, "garbage" or "refuse"
         self.lock = threading.Lock()
         self.conns = []
         self.messages = []
@@ -358,6 +363,8 @@ class Sink:
             ext.append(f"SIZE {self.size}")
         if self.smtputf8:
             ext.append("SMTPUTF8")
+        if self.starttls:
+            ext.append("STARTTLS")
         ext.append("ENHANCEDSTATUSCODES")
         return "\n".join(f"250-{e}" for e in ext[:-1]) + f"\n250 {ext[-1]}"
 
@@ -397,7 +404,8 @@ class Sink:
                 ext = {"PIPELINING": self.pipelining,
                        "8BITMIME": self.eightbitmime,
                        "SMTPUTF8": self.smtputf8,
-                       "SIZE": self.size is not None}
+                       "SIZE": self.size is not None,
+                       "STARTTLS": bool(self.starttls)}
                 conn.advertised = {k for k, on in ext.items() if on}
                 txn = None
                 self._reply(sock, conn, self._ehlo_text())
@@ -422,9 +430,25 @@ class Sink:
             elif v == "QUIT":
                 self._reply(sock, conn, "221 2.0.0 bye")
                 self._close_after(sock, conn, st)
+            elif v == "STARTTLS" and "STARTTLS" in conn.advertised:
+                self._starttls(sock, conn, st)
             else:
                 self.violation(conn, f"unexpected command {line!r}")
                 self._reply(sock, conn, "500 5.5.2 unrecognized command")
+
+    def _starttls(self, sock, conn, st):
+        """A broken TLS server: 220, then a line of text where the
+        ServerHello belongs; or a refusal that keeps the session."""
+        if self.starttls == "refuse":
+            self._reply(sock, conn, "454 4.7.0 TLS not available")
+            return
+        self._reply(sock, conn, "220 2.0.0 Ready to start TLS")
+        self._flush(sock, conn)
+        try:
+            sock.sendall(b"this is not TLS at all\r\n")
+        except OSError:
+            raise Closed()
+        self._close_after(sock, conn, st)
 
     def _mail(self, sock, conn, st, line, txn):
         if conn.helo is None:
@@ -537,7 +561,7 @@ class _AioHandler:
         self.sink = sink
 
     async def handle_DATA(self, server, session, envelope):
-        self.sink.record(envelope)
+        self.sink.record(envelope, tls=session.ssl is not None)
         return "250 2.0.0 queued"
 
 
@@ -547,11 +571,17 @@ class _CountingSMTP(SMTP):
         self._sink = sink
 
     def connection_made(self, transport):
-        self._sink.opened()
+        # After STARTTLS the TLS layer calls this again on the same
+        # connection: count it once.
+        if not getattr(self, "_counted", False):
+            self._counted = True
+            self._sink.opened()
         super().connection_made(transport)
 
     def connection_lost(self, error):
-        self._sink.closed()
+        if getattr(self, "_counted", False):
+            self._counted = False
+            self._sink.closed()
         super().connection_lost(error)
 
 
@@ -568,7 +598,8 @@ class AioSink:
     """aiosmtpd as the MX. Messages are kept like Sink's (conn is the
     connection number; wire is not available)."""
 
-    def __init__(self, host, port, name=None, smtputf8=False):
+    def __init__(self, host, port, name=None, smtputf8=False,
+                 tls_context=None):
         self.host = host
         self.port = port
         self.name = name or host
@@ -582,7 +613,8 @@ class AioSink:
         self.ctl = _CountingController(
             self, _AioHandler(self), hostname=host, port=port,
             server_hostname=self.name, decode_data=False,
-            enable_SMTPUTF8=smtputf8, ready_timeout=5.0)
+            enable_SMTPUTF8=smtputf8, ready_timeout=5.0,
+            tls_context=tls_context)
 
     def start(self):
         self.ctl.start()
@@ -606,13 +638,14 @@ class AioSink:
         with self.lock:
             self.active -= 1
 
-    def record(self, env):
+    def record(self, env, tls=False):
         with self.lock:
             # aiosmtpd keeps the null reverse-path as "<>".
             sender = "" if env.mail_from == "<>" else env.mail_from
             msg = Message(self.connections - 1, sender,
                           list(env.mail_options), list(env.rcpt_tos),
                           bytes(env.original_content), None)
+            msg.tls = tls
             self.messages.append(msg)
 
     def snapshot(self):
