@@ -1,7 +1,8 @@
 /*
  * client_int: the inside of struct client, shared by client.c (the
- * protocol: one handler per state) and client_io.c (resolving,
- * connecting, reading, writing, timers). Nothing else includes this.
+ * protocol: one handler per state), client_io.c (resolving, connecting,
+ * reading, writing, timers) and client_tls.c (STARTTLS handshake).
+ * Nothing else includes this.
  */
 #ifndef MTA_CLIENT_INT_H
 #define MTA_CLIENT_INT_H
@@ -69,11 +70,10 @@ struct client {
 	size_t naddrs;
 	size_t addr;
 	/* TLS (RFC 3207): negotiated once per connection */
-	unsigned tls_mode;	 /* enum sender_tls_mode for this session */
-	struct tls_ctx *tls_ctx; /* made on first use, freed with the client */
-	struct tls *tls;	 /* NULL: plaintext */
-	bool tls_verified;	 /* peer chain and name checked */
-	bool tls_off;		 /* plaintext retry after a failed handshake */
+	unsigned tls_mode; /* enum sender_tls_mode for this session */
+	struct tls *tls;   /* NULL: plaintext; over sender->tls_ctx */
+	bool tls_verified; /* peer chain and name checked */
+	bool tls_off;	   /* plaintext retry after a failed handshake */
 	bool tls_read_wants_write; /* TLS_WANT_WRITE from a read */
 	unsigned conn_gen;    /* counts dropped sockets: a callback can tell
 				 that its connection is gone */
@@ -126,10 +126,23 @@ void client_next_address(struct client *, const char *why);
  * deferred with why (when the session made no progress at all). */
 void client_close(struct client *, const char *why);
 void client_log_session(struct client *, const char *event);
-/* After 220 to STARTTLS: starts the handshake on the connection. */
-void client_starttls(struct client *);
 /* A policy failure (TLS required) with its enhanced code: the address
  * is given up on; when it was the last, the mail is deferred with dsn. */
 void client_policy_fail(struct client *, const char *dsn, const char *why);
+/* Connects to addrs[addr] (a failure moves on to the next address). */
+void client_connect(struct client *);
+/* Closes the connection (TLS first) and forgets what was buffered. */
+void client_drop_socket(struct client *);
+
+/* client_tls.c */
+/* After 220 to STARTTLS: starts the handshake on the connection. */
+void client_starttls(struct client *);
+/* Drives the handshake one step; when done, EHLO again (RFC 3207 4.2). */
+void client_handshake(struct client *);
+/* The handshake failed: may retries the address in plaintext once;
+ * encrypt and verify give the address up (4.7.5). */
+void client_tls_failed(struct client *, const char *what);
+/* Ends TLS on the connection (close_notify, free), if any. */
+void client_tls_drop(struct client *);
 
 #endif

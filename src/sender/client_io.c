@@ -11,11 +11,11 @@
  * every job moves on to its next MX host or is deferred, instead of
  * reconnecting in a tight loop.
  *
- * TLS (RFC 3207): after 220 to STARTTLS the handshake runs on the same
- * watch (want-read / want-write), then every byte goes through the tls
- * object. Plaintext received behind the 220 is discarded, never read as
- * if it came inside TLS. OpenSSL may hold decrypted bytes the fd does not
- * show as readable, so a read goes on while tls_pending() says so.
+ * TLS (RFC 3207; the handshake is in client_tls.c): once it is up, every
+ * byte goes through the tls object. Plaintext received behind the 220 is
+ * discarded, never read as if it came inside TLS. OpenSSL may hold
+ * decrypted bytes the fd does not show as readable, so a read goes on
+ * while tls_pending() says so.
  */
 #include "client_int.h"
 
@@ -32,8 +32,6 @@
 
 static void client_io(struct loop *, int, unsigned, void *);
 static void client_resolve(struct client *);
-static void client_connect(struct client *);
-static void client_tls_failed(struct client *, const char *what);
 
 void
 client_log_session(struct client *c, const char *event)
@@ -106,17 +104,11 @@ client_arm(struct client *c, uint64_t ms)
 	loop_timer_arm(c->snd->loop, &c->timer, ms);
 }
 
-static void
+void
 client_drop_socket(struct client *c)
 {
 	c->conn_gen++;
-	if (c->tls) {
-		tls_close_notify(c->tls);
-		tls_free(c->tls);
-		c->tls = NULL;
-	}
-	c->tls_verified = false;
-	c->tls_read_wants_write = false;
+	client_tls_drop(c);
 	if (c->fd >= 0) {
 		loop_unwatch(c->snd->loop, c->fd);
 		close(c->fd);
@@ -130,7 +122,6 @@ client_free(void *p)
 {
 	struct client *c = p;
 	tls_free(c->tls);
-	tls_ctx_free(c->tls_ctx);
 	free(c->out);
 	free(c);
 }
@@ -231,7 +222,7 @@ client_next_address(struct client *c, const char *why)
 	client_close(c, c->last_error);
 }
 
-static void
+void
 client_connect(struct client *c)
 {
 	struct sockaddr_storage *ss = &c->addrs[c->addr];
@@ -431,85 +422,6 @@ client_parse(struct client *c)
 	c->in_len -= pos;
 	if (c->in_len == sizeof c->in)
 		client_close(c, "reply too long");
-}
-
-static void
-client_handshake(struct client *c)
-{
-	switch (tls_handshake(c->tls)) {
-	case TLS_OK:
-		c->tls_verified = tls_verified(c->tls);
-		/* RFC 3207 4.2: forget what was learnt in plaintext. */
-		memset(&c->caps, 0, sizeof c->caps);
-		c->pipelining = false;
-		client_send(c, "EHLO %s\r\n", c->snd->cfg->hostname);
-		client_enter_state(c, CLIENT_EHLO);
-		client_arm(c, c->snd->cfg->timeout_mail);
-		client_flush(c);
-		break;
-	case TLS_WANT_READ:
-		loop_modify(c->snd->loop, c->fd, LOOP_READ);
-		break;
-	case TLS_WANT_WRITE:
-		loop_modify(c->snd->loop, c->fd, LOOP_WRITE);
-		break;
-	case TLS_CLOSED:
-		client_tls_failed(c, tls_error(c->tls)[0]
-					 ? tls_error(c->tls)
-					 : "connection closed by server");
-		break;
-	case TLS_ERROR:
-		client_tls_failed(c, tls_error(c->tls));
-		break;
-	}
-}
-
-void
-client_starttls(struct client *c)
-{
-	const struct sender_config *cfg = c->snd->cfg;
-	bool verify = c->tls_mode == SENDER_TLS_VERIFY;
-	char err[TLS_ERR_MAX + CONFIG_STRING_MAX];
-
-	client_enter_state(c, CLIENT_TLS);
-	client_arm(c, cfg->timeout_greeting);
-	if (!c->tls_ctx) {
-		c->tls_ctx = verify ? tls_ctx_client_verify(cfg->tls_ca_file,
-							    err, sizeof err)
-				    : tls_ctx_client(err, sizeof err);
-		if (!c->tls_ctx) {
-			client_tls_failed(c, err);
-			return;
-		}
-	}
-	c->tls = tls_new(c->tls_ctx, c->fd);
-	if (!c->tls || tls_set_peer_name(c->tls, c->q->key, verify) != 0) {
-		client_tls_failed(c, "out of memory");
-		return;
-	}
-	/* The handshake starts once client_read has dropped what came in
-	 * plaintext behind the 220. */
-}
-
-/* The handshake failed: may retries the address in plaintext once;
- * encrypt and verify give the address up (4.7.5). */
-static void
-client_tls_failed(struct client *c, const char *what)
-{
-	char why[TLS_ERR_MAX + CONFIG_STRING_MAX + 32];
-	snprintf(why, sizeof why, "TLS handshake failed: %s", what);
-	if (c->tls_mode != SENDER_TLS_MAY || c->tls_off) {
-		client_policy_fail(c, "4.7.5", why);
-		return;
-	}
-	struct log_line *l = log_begin(c->snd->log, LOG_WARN, "tls.fallback");
-	log_str(l, "mx", c->q->key);
-	log_str(l, "relay", c->relay);
-	log_str(l, "reason", why);
-	log_end(l);
-	c->tls_off = true;
-	client_drop_socket(c);
-	client_connect(c); /* the same address, without STARTTLS */
 }
 
 static void

@@ -28,6 +28,7 @@
 #include "push.h"
 #include "sender_config.h"
 #include "sender_metrics.h"
+#include "tls.h"
 
 #define SENDER_STOP_MS 10000 /* how long in-flight sessions may finish */
 
@@ -267,7 +268,7 @@ open_instance(const struct sender_config *cfg, struct sender_dirs *dirs,
 }
 
 static int
-run(const struct sender_config *cfg)
+run(const struct sender_config *cfg, const char *file)
 {
 	char err[CONFIG_ERR_MAX];
 	struct sender snd = {.cfg = cfg};
@@ -276,8 +277,14 @@ run(const struct sender_config *cfg)
 	int rc = 1;
 	struct push *push = NULL;
 
+	if (sender_config_tls_ctx(cfg, file, &snd.tls_ctx, err, sizeof err) !=
+	    0) {
+		fprintf(stderr, "sender: %s\n", err);
+		return CLI_EXIT_CONFIG;
+	}
 	if (open_dirs(cfg, &dirs, err, sizeof err) != 0) {
 		fprintf(stderr, "sender: %s\n", err);
+		tls_ctx_free(snd.tls_ctx);
 		return CLI_EXIT_CONFIG;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -377,7 +384,23 @@ out:
 	log_stop(snd.log);
 	loop_free(snd.loop);
 	close_dirs(&dirs);
+	tls_ctx_free(snd.tls_ctx); /* after the sessions' deferred frees */
 	return rc;
+}
+
+/* --check-config: what start-up would load, without starting. */
+static int
+check_config(const struct sender_config *cfg, const char *file)
+{
+	char err[CONFIG_ERR_MAX];
+	struct tls_ctx *tls;
+	if (sender_config_tls_ctx(cfg, file, &tls, err, sizeof err) != 0) {
+		fprintf(stderr, "%s\n", err);
+		return CLI_EXIT_CONFIG;
+	}
+	tls_ctx_free(tls);
+	printf("%s: configuration ok\n", file ? file : "(defaults)");
+	return 0;
 }
 
 /* Health without a running daemon to ask: the queue folders work. */
@@ -411,15 +434,13 @@ main(int argc, char **argv)
 		return CLI_EXIT_CONFIG;
 	}
 	if (cli.check_config) {
-		printf("%s: configuration ok\n",
-		       cli.config ? cli.config : "(defaults)");
-		rc = 0;
+		rc = check_config(&cfg, cli.config);
 	} else if (cli.command && strcmp(cli.command, "queue") == 0) {
 		rc = queue_list(&cfg, cli.json, stdout);
 	} else if (cli.command) {
 		rc = health(&cfg);
 	} else {
-		rc = run(&cfg);
+		rc = run(&cfg, cli.config);
 	}
 	sender_config_free(&cfg);
 	return rc;

@@ -22,6 +22,7 @@ struct dns;
 struct scan;
 struct sender_config;
 struct route_cache;
+struct tls_ctx;
 
 enum delivery_status {
 	DELIVERY_SENT,
@@ -35,6 +36,9 @@ struct sender {
 	struct logger *log;
 	struct dns *dns;
 	struct scan *scan;
+	/* the client context of every session's STARTTLS, made once at
+	 * start-up for tls.mode; NULL with none */
+	struct tls_ctx *tls_ctx;
 	int new_fd;	    /* <maildir>/new */
 	int cur_fd;	    /* <maildir>/cur */
 	int inst_fd;	    /* <spool>/<instance> */

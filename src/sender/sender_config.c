@@ -12,6 +12,7 @@
 #include "log.h"
 #include "push.h"
 #include "net.h"
+#include "tls.h"
 
 #define KEY(path, type, field, min, max, names)                                \
 	{                                                                      \
@@ -151,6 +152,26 @@ sender_config_load(struct sender_config *c, const char *file, char *err,
 			 "%s: instance: '%s' cannot be a folder "
 			 "name",
 			 file ? file : "(defaults)", c->instance);
+		return -1;
+	}
+	return 0;
+}
+
+int
+sender_config_tls_ctx(const struct sender_config *c, const char *file,
+		      struct tls_ctx **ctx, char *err, size_t errlen)
+{
+	char why[CONFIG_ERR_MAX - 64];
+
+	*ctx = NULL;
+	if (c->tls_mode == SENDER_TLS_NONE)
+		return 0;
+	*ctx = c->tls_mode == SENDER_TLS_VERIFY
+		   ? tls_ctx_client_verify(c->tls_ca_file, why, sizeof why)
+		   : tls_ctx_client(why, sizeof why);
+	if (!*ctx) {
+		snprintf(err, errlen, "%s: %s", file ? file : "(defaults)",
+			 why);
 		return -1;
 	}
 	return 0;

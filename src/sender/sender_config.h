@@ -54,4 +54,14 @@ int sender_config_load(struct sender_config *, const char *file, char *err,
 		       size_t errlen);
 void sender_config_free(struct sender_config *);
 
+struct tls_ctx;
+/*
+ * The TLS client context tls.mode asks for (*ctx; NULL for none): with
+ * verify, the CA bundle tls.ca_file must load. Shared by every session,
+ * so a bad bundle is a configuration error at start-up, not a deferral
+ * per message. -1 with err (naming file) on failure.
+ */
+int sender_config_tls_ctx(const struct sender_config *, const char *file,
+			  struct tls_ctx **ctx, char *err, size_t errlen);
+
 #endif

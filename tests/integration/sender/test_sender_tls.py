@@ -259,3 +259,40 @@ def test_bad_tls_mode_is_a_config_error(sender):
                        timeout=15)
     assert r.returncode == 78, (r.returncode, r.stdout, r.stderr)
     assert "tls.mode" in r.stderr + r.stdout
+
+
+def run_sender(s, *args):
+    from .conftest import sender_bin
+    return subprocess.run([sender_bin(), "-c", str(s.config_path), *args],
+                          capture_output=True, text=True, timeout=15)
+
+
+@pytest.mark.parametrize("bad", ["missing", "not_pem"])
+def test_verify_with_unloadable_ca_file_is_a_config_error(sender, pki,
+                                                          tmp_path, bad):
+    """The CA bundle is loaded once at start-up: an unusable one stops
+    the sender with 78 instead of deferring every message with 4.7.5."""
+    ca = tmp_path / "ca-bundle.pem"
+    if bad == "not_pem":
+        ca.write_text("this is not a certificate\n")
+    s = sender(start=False, tls={"mode": "verify", "ca_file": str(ca)})
+    s.drop(["a@one.test"])
+    for args in (["--check-config"], []):
+        r = run_sender(s, *args)
+        assert r.returncode == 78, (args, r.returncode, r.stdout, r.stderr)
+        assert "tls.ca_file" in r.stderr and str(ca) in r.stderr, \
+            (args, r.stderr)
+        assert str(s.config_path) in r.stderr, (args, r.stderr)
+        assert "configuration ok" not in r.stdout
+    # it never started: nothing claimed, no log line
+    assert "sender.start" not in r.stdout
+    assert len(s.new_files()) == 1 and s.spool_files() == []
+
+    # the same file loads once it holds the CA; other modes never read it
+    ca.write_bytes((pki / "ca.pem").read_bytes())
+    r = run_sender(s, "--check-config")
+    assert r.returncode == 0 and "configuration ok" in r.stdout, r
+    ca.unlink()
+    s2 = sender(start=False, tls={"mode": "encrypt", "ca_file": str(ca)})
+    r = run_sender(s2, "--check-config")
+    assert r.returncode == 0 and "configuration ok" in r.stdout, r
