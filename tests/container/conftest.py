@@ -8,6 +8,8 @@ docker-compose.yml + docker-compose.e2e.yml with the compose tool
 `stack` (module) brings that pair of files up under a project name of its
 own, with smtpd published on a free port of 127.0.0.1 (SMTPD_PUBLISH), and
 always takes it down again with its volumes, even when a test failed.
+`Stack` takes further overlays and environment variables
+(test_tls_submission.py adds docker-compose.tls.yml; it builds nothing).
 
 Where no Docker engine answers, every test here is skipped with a message
 saying so; with MTA_REQUIRE_DOCKER=1 (scripts/test.sh sets it on machines
@@ -96,9 +98,9 @@ def images(engine):
     return engine
 
 
-def files_args():
+def files_args(files=COMPOSE_FILES):
     args = []
-    for f in COMPOSE_FILES:
+    for f in files:
         args += ["-f", str(REPO / f)]
     return args
 
@@ -110,18 +112,23 @@ def free_port():
 
 
 class Stack:
-    """One compose project of docker-compose.yml + the e2e overlay."""
+    """One compose project of docker-compose.yml + the e2e overlay (and
+    any further overlays in files); env adds variables for compose."""
 
-    def __init__(self, compose):
+    def __init__(self, compose, files=COMPOSE_FILES, env=None,
+                 prefix="mtatest"):
         self.compose_cmd = compose
-        self.project = "mtatest" + uuid.uuid4().hex[:10]
+        self.files = list(files)
+        self.project = prefix + uuid.uuid4().hex[:10]
         self.port = free_port()
-        self.env = dict(os.environ, SMTPD_PUBLISH=f"127.0.0.1:{self.port}")
+        self.env = dict(os.environ, SMTPD_PUBLISH=f"127.0.0.1:{self.port}",
+                        **(env or {}))
         self.paused = set()
 
     def compose(self, *args, timeout=300, check=True):
-        return run(self.compose_cmd + ["-p", self.project] + files_args() +
-                   list(args), timeout=timeout, check=check, env=self.env)
+        return run(self.compose_cmd + ["-p", self.project] +
+                   files_args(self.files) + list(args),
+                   timeout=timeout, check=check, env=self.env)
 
     def containers(self, service):
         """Ids of the service's containers, running or not."""
