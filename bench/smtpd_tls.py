@@ -30,7 +30,6 @@ import argparse
 import csv
 import os
 import shutil
-import signal
 import socket
 import ssl
 import statistics
@@ -39,11 +38,13 @@ import sys
 import threading
 import time
 
+from drain_observe import cpu_seconds
+from smtpd_accept import run_text, stop_process, wait_greeting
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SENDER = "bench@bench.test"
 RCPT = "rcpt@example.com"
 HOSTNAME = "bench.test"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def parse_args():
@@ -233,22 +234,6 @@ def make_cert(d):
             cwd=d)
 
 
-def wait_greeting(port, proc, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("smtpd exited with %d" % proc.returncode)
-        try:
-            with socket.create_connection(("127.0.0.1", port), 1) as s:
-                if s.recv(512).startswith(b"220"):
-                    s.sendall(b"QUIT\r\n")
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError("nothing answers 220 on 127.0.0.1:%d" % port)
-
-
 class Smtpd:
     def __init__(self, args, stamp):
         self.bin = args.smtpd
@@ -281,9 +266,7 @@ class Smtpd:
 
     def cpu(self):
         """User + system CPU seconds smtpd has used so far."""
-        with open("/proc/%d/stat" % self.proc.pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return sum(cpu_seconds(self.proc.pid))
 
     def check_and_empty(self, count):
         new = os.path.join(self.maildir, "new")
@@ -298,25 +281,10 @@ class Smtpd:
         os.sync()
 
     def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(40)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 # ---------------------------------------------------------------- driver
-
-def run_text(argv):
-    try:
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
-    except OSError:
-        return "?"
-    return (r.stdout or r.stderr).strip() or "?"
-
 
 PATTERNS = [("new session per message", False), ("reused sessions", True)]
 

@@ -325,3 +325,16 @@ log_stop(struct logger *lg)
 	free(lg->slots);
 	free(lg);
 }
+
+void
+log_syscall(struct logger *lg, enum log_level level, const char *event,
+	    const char *op, const char *name, int err)
+{
+	struct log_line *ln = log_begin(lg, level, event);
+	log_str(ln, "op", op);
+	if (name)
+		log_str(ln, "name", name);
+	log_int(ln, "errno", err);
+	log_str(ln, "error", strerror(err));
+	log_end(ln);
+}

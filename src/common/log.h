@@ -59,4 +59,9 @@ void log_end(struct log_line *);
 /* Escapes src as the inside of a JSON string; returns bytes written. */
 size_t log_json_escape(char *dst, size_t cap, const char *src, size_t n);
 
+/* A failed system call as one line: op, the file name when not NULL,
+ * errno and its text. A NULL logger logs nothing. */
+void log_syscall(struct logger *, enum log_level, const char *event,
+		 const char *op, const char *name, int err);
+
 #endif

@@ -34,7 +34,7 @@
 #define LOOP_HEAP_MIN 16  /* first heap allocation, in timers */
 #define LOOP_DEFER_MIN 16 /* first deferred-free allocation, in entries */
 
-static uint64_t
+uint64_t
 loop_monotonic_ms(void)
 {
 	struct timespec ts;
@@ -46,6 +46,16 @@ loop_monotonic_ms(void)
 	if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
 		return 0;
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int64_t
+loop_wall_ms(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) < 0) /* as above: cannot fail */
+		return 0;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 struct loop *

@@ -54,6 +54,11 @@ void loop_free(struct loop *);
 void loop_set_clock(struct loop *, loop_clock_fn *fn, void *arg);
 /* Milliseconds from the loop's clock; monotonic. */
 uint64_t loop_now(const struct loop *);
+/* The clocks themselves, for code without a loop at hand: monotonic
+ * milliseconds, and wall-clock milliseconds since the epoch (ages of
+ * files and messages are about real time). */
+uint64_t loop_monotonic_ms(void);
+int64_t loop_wall_ms(void);
 
 /*
  * Watches fd for events (LOOP_READ|LOOP_WRITE, may be 0 to keep the slot

@@ -25,26 +25,6 @@
 #define INSTANCE_LOCK_POLL_MS 100
 #define INSTANCE_REOPEN_MAX 8 /* own folder renamed away under us */
 
-struct log_line *
-instance_log_begin(struct instance *in, enum log_level level, const char *event)
-{
-	return in->log ? log_begin(in->log, level, event) : NULL;
-}
-
-/* Logs a failed syscall: op, the file name when there is one, errno. */
-void
-instance_log_error(struct instance *in, const char *op, const char *name,
-		   int err)
-{
-	struct log_line *ln = instance_log_begin(in, LOG_WARN, "spool.error");
-	log_str(ln, "op", op);
-	if (name)
-		log_str(ln, "name", name);
-	log_int(ln, "errno", err);
-	log_str(ln, "error", strerror(err));
-	log_end(ln);
-}
-
 uint64_t
 instance_beat_ms(uint64_t orphan_after_ms)
 {
@@ -86,15 +66,6 @@ instance_sleep_ms(long ms)
 	nanosleep(&ts, NULL); /* EINTR: the caller's loop looks again */
 }
 
-static int64_t
-instance_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Opens spool/name, creating it (0700) when missing. */
 static int
 instance_open_own(int spool_fd, const char *name)
@@ -113,7 +84,7 @@ static enum instance_err
 instance_lock_own(struct instance *in, uint64_t wait_ms, char *err,
 		  size_t errlen)
 {
-	int64_t deadline = instance_mono_ms() + (int64_t)wait_ms;
+	int64_t deadline = (int64_t)loop_monotonic_ms() + (int64_t)wait_ms;
 	const char *op = "open";
 	int tries = 0, e;
 
@@ -130,7 +101,7 @@ instance_lock_own(struct instance *in, uint64_t wait_ms, char *err,
 			errno = e;
 			if (e != EWOULDBLOCK)
 				goto fail;
-			if (instance_mono_ms() >= deadline) {
+			if ((int64_t)loop_monotonic_ms() >= deadline) {
 				snprintf(err, errlen,
 					 "instance %s is in use by another "
 					 "sender",
@@ -172,11 +143,11 @@ instance_check_own(struct instance *in)
 
 	if (at != 0) {
 		if (at < 0)
-			instance_log_error(in, "stat_instance", in->name,
-					   errno);
+			log_syscall(in->log, LOG_WARN, "spool.error",
+				    "stat_instance", in->name, errno);
 		return true; /* an unreadable spool is not a lost folder */
 	}
-	ln = instance_log_begin(in, LOG_ERROR, "spool.lost");
+	ln = log_begin(in->log, LOG_ERROR, "spool.lost");
 	log_str(ln, "instance", in->name);
 	log_str(ln, "reason",
 		"the instance folder was taken away (adopted by another "
@@ -190,7 +161,8 @@ static void
 instance_beat(struct instance *in)
 {
 	if (futimens(in->beat_fd, NULL) != 0)
-		instance_log_error(in, "heartbeat", INSTANCE_HEARTBEAT, errno);
+		log_syscall(in->log, LOG_WARN, "spool.error", "heartbeat",
+			    INSTANCE_HEARTBEAT, errno);
 }
 
 static void
@@ -211,7 +183,8 @@ instance_on_timer(struct loop *l, struct loop_timer *t, void *arg)
 	}
 	if (loop_timer_arm(l, &in->timer, instance_beat_ms(in->orphan_after)) !=
 	    0)
-		instance_log_error(in, "timer", NULL, errno);
+		log_syscall(in->log, LOG_WARN, "spool.error", "timer", NULL,
+			    errno);
 }
 
 struct instance *

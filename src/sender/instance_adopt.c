@@ -39,16 +39,6 @@ struct adopt_counts {
 	size_t messages, journals, other, left;
 };
 
-/* Wall-clock milliseconds: heartbeats are file times. */
-static int64_t
-instance_wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t
 instance_mtime_ms(const struct stat *st)
 {
@@ -185,7 +175,8 @@ instance_move_all(struct instance *in, int sub_fd, struct names *msgs,
 	int rc = names_list(sub_fd, NULL, NULL, &all);
 
 	if (rc != 0)
-		instance_log_error(in, "readdir_adopted", NULL, errno);
+		log_syscall(in->log, LOG_WARN, "spool.error", "readdir_adopted",
+			    NULL, errno);
 	for (size_t i = 0; i < all.n; i++) {
 		const char *nm = all.v[i];
 		const char *op = NULL;
@@ -198,7 +189,8 @@ instance_move_all(struct instance *in, int sub_fd, struct names *msgs,
 		if (op) {
 			/* the first only: the rest stays for a retry */
 			if (c->left++ == 0 && !in->warned_leftover)
-				instance_log_error(in, op, nm, errno);
+				log_syscall(in->log, LOG_WARN, "spool.error",
+					    op, nm, errno);
 			continue;
 		}
 		if (strcmp(nm, INSTANCE_HEARTBEAT) == 0)
@@ -206,8 +198,8 @@ instance_move_all(struct instance *in, int sub_fd, struct names *msgs,
 		if (instance_is_message(in->dir_fd, nm)) {
 			if (names_add(msgs, nm) != 0) {
 				/* in the folder: the next start reports it */
-				instance_log_error(in, "adopt_list", nm,
-						   ENOMEM);
+				log_syscall(in->log, LOG_WARN, "spool.error",
+					    "adopt_list", nm, ENOMEM);
 			}
 			c->messages++;
 		} else if (instance_is_adopted_name(nm)) {
@@ -227,7 +219,7 @@ static void
 instance_log_adopted(struct instance *in, const char *orphan,
 		     const struct adopt_counts *c, bool resumed)
 {
-	struct log_line *ln = instance_log_begin(in, LOG_INFO, "spool.adopted");
+	struct log_line *ln = log_begin(in->log, LOG_INFO, "spool.adopted");
 	log_str(ln, "instance", in->name);
 	log_str(ln, "orphan", orphan);
 	log_uint(ln, "messages", c->messages);
@@ -258,7 +250,8 @@ instance_finish(struct instance *in, const char *sub, bool claim, bool resumed)
 	if (sub_fd < 0) {
 		if (errno == ENOENT)
 			return 0;
-		instance_log_error(in, "open_adopted", sub, errno);
+		log_syscall(in->log, LOG_WARN, "spool.error", "open_adopted",
+			    sub, errno);
 		in->leftover = true;
 		return -1;
 	}
@@ -266,16 +259,20 @@ instance_finish(struct instance *in, const char *sub, bool claim, bool resumed)
 		c.left++;
 	/* the moves are durable before anyone acts on them */
 	if (fsync(sub_fd) != 0)
-		instance_log_error(in, "fsync_adopted", sub, errno);
+		log_syscall(in->log, LOG_WARN, "spool.error", "fsync_adopted",
+			    sub, errno);
 	if (fsync(in->dir_fd) != 0)
-		instance_log_error(in, "fsync", NULL, errno);
+		log_syscall(in->log, LOG_WARN, "spool.error", "fsync", NULL,
+			    errno);
 	close(sub_fd);
 	if (c.left == 0 && unlinkat(in->dir_fd, sub, AT_REMOVEDIR) == 0) {
 		if (fsync(in->dir_fd) != 0)
-			instance_log_error(in, "fsync", NULL, errno);
+			log_syscall(in->log, LOG_WARN, "spool.error", "fsync",
+				    NULL, errno);
 	} else {
 		if (c.left == 0 && !in->warned_leftover)
-			instance_log_error(in, "rmdir_adopted", sub, errno);
+			log_syscall(in->log, LOG_WARN, "spool.error",
+				    "rmdir_adopted", sub, errno);
 		in->warned_leftover = true;
 		in->leftover = true;
 		rc = -1;
@@ -311,7 +308,8 @@ instance_finish_all(struct instance *in, bool claim)
 
 		in->leftover = false;
 		if (names_list(in->dir_fd, keep_adopted_dir, in, &subs) != 0) {
-			instance_log_error(in, "readdir_instance", NULL, errno);
+			log_syscall(in->log, LOG_WARN, "spool.error",
+				    "readdir_instance", NULL, errno);
 			in->leftover = true;
 		}
 		for (size_t i = 0; i < subs.n; i++)
@@ -344,7 +342,7 @@ instance_note_locked(struct instance *in, const char *name, int64_t age_ms)
 	if (in->nnoted < INSTANCE_NOTED_MAX)
 		snprintf(in->noted[in->nnoted++], sizeof in->noted[0], "%s",
 			 name);
-	ln = instance_log_begin(in, LOG_WARN, "spool.orphan_locked");
+	ln = log_begin(in->log, LOG_WARN, "spool.orphan_locked");
 	log_str(ln, "instance", in->name);
 	log_str(ln, "orphan", name);
 	log_ms(ln, "heartbeat_age", age_ms > 0 ? (uint64_t)age_ms : 0);
@@ -369,7 +367,7 @@ instance_forget(struct instance *in, const char *name)
 static int
 instance_check_stale(struct instance *in, int fd, int64_t *age_ms)
 {
-	int64_t beat, now = instance_wall_ms();
+	int64_t beat, now = loop_wall_ms() /* heartbeats are file times */;
 
 	if (instance_last_beat(fd, &beat) != 0)
 		return -1;
@@ -387,7 +385,8 @@ instance_take(struct instance *in, const char *dead, int dead_fd, bool claim)
 	    instance_at_path(in->spool_fd, dead, dead_fd, AT_SYMLINK_NOFOLLOW);
 
 	if (at < 0) {
-		instance_log_error(in, "stat_orphan", dead, errno);
+		log_syscall(in->log, LOG_WARN, "spool.error", "stat_orphan",
+			    dead, errno);
 		return -1;
 	}
 	if (at == 0)
@@ -398,14 +397,16 @@ instance_take(struct instance *in, const char *dead, int dead_fd, bool claim)
 	if ((size_t)snprintf(sub, sizeof sub, "%s%s", INSTANCE_ADOPTED_PREFIX,
 			     dead) >= sizeof sub) {
 		errno = ENAMETOOLONG;
-		instance_log_error(in, "adopt", dead, errno);
+		log_syscall(in->log, LOG_WARN, "spool.error", "adopt", dead,
+			    errno);
 		return -1;
 	}
 	if (renameat2(in->spool_fd, dead, in->dir_fd, sub, RENAME_NOREPLACE) !=
 	    0) {
 		if (errno == ENOENT)
 			return 0; /* another adopter won the race */
-		instance_log_error(in, "rename_orphan", dead, errno);
+		log_syscall(in->log, LOG_WARN, "spool.error", "rename_orphan",
+			    dead, errno);
 		return -1;
 	}
 	(void)instance_finish(in, sub, claim, false);
@@ -425,12 +426,14 @@ instance_adopt_one(struct instance *in, const char *dead, bool claim)
 			instance_forget(in, dead);
 			return 0; /* gone, or not a folder */
 		}
-		instance_log_error(in, "open_orphan", dead, errno);
+		log_syscall(in->log, LOG_WARN, "spool.error", "open_orphan",
+			    dead, errno);
 		return -1;
 	}
 	st = instance_check_stale(in, fd, &age);
 	if (st < 0) {
-		instance_log_error(in, "stat_orphan", dead, errno);
+		log_syscall(in->log, LOG_WARN, "spool.error", "stat_orphan",
+			    dead, errno);
 		close(fd);
 		return -1;
 	}
@@ -448,7 +451,8 @@ instance_adopt_one(struct instance *in, const char *dead, bool claim)
 				     AT_SYMLINK_NOFOLLOW) == 1)
 			instance_note_locked(in, dead, age);
 		else if (e != EWOULDBLOCK)
-			instance_log_error(in, "flock_orphan", dead, e);
+			log_syscall(in->log, LOG_WARN, "spool.error",
+				    "flock_orphan", dead, e);
 		close(fd);
 		return e == EWOULDBLOCK ? 0 : -1;
 	}
@@ -480,7 +484,8 @@ instance_sweep(struct instance *in, bool claim)
 	struct names sib = {0};
 
 	if (names_list(in->spool_fd, keep_sibling, in, &sib) != 0)
-		instance_log_error(in, "readdir_spool", NULL, errno);
+		log_syscall(in->log, LOG_WARN, "spool.error", "readdir_spool",
+			    NULL, errno);
 	for (size_t i = 0; i < sib.n && in->adopting; i++)
 		(void)instance_adopt_one(in, sib.v[i], claim);
 	names_free(&sib);

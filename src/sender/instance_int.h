@@ -35,12 +35,6 @@ struct instance {
 	size_t nnoted;
 };
 
-/* instance.c */
-struct log_line *instance_log_begin(struct instance *, enum log_level,
-				    const char *event);
-/* Logs a failed syscall: op, the file name when there is one, errno. */
-void instance_log_error(struct instance *, const char *op, const char *name,
-			int err);
 /* 1 when fd is still the folder at spool/name, 0 when not (gone or
  * replaced), -1 on another error. */
 int instance_at_path(int spool_fd, const char *name, int fd, int flags);

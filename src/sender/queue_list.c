@@ -414,7 +414,7 @@ queue_list(const struct sender_config *cfg, bool json, FILE *out)
 	int rc = 0;
 	char path[4096];
 
-	qs.now = sender_wall_ms();
+	qs.now = loop_wall_ms();
 	snprintf(path, sizeof path, "%s/new", cfg->maildir);
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || queue_folder(&qs, fd, "new") != 0) {

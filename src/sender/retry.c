@@ -111,7 +111,7 @@ bool
 retry_schedule(struct sender *snd, struct message *m)
 {
 	const struct sender_config *cfg = snd->cfg;
-	int64_t now = sender_wall_ms();
+	int64_t now = loop_wall_ms();
 	int64_t age = now - m->queued_ms;
 
 	if (age >= 0 && (uint64_t)age >= cfg->retry_max_age) {
@@ -144,7 +144,7 @@ retry_schedule(struct sender *snd, struct message *m)
 bool
 retry_resume(struct sender *snd, struct message *m)
 {
-	int64_t left = m->next_try_ms - sender_wall_ms();
+	int64_t left = m->next_try_ms - loop_wall_ms();
 
 	if (retry_deferred(m) > 0 && m->next_try_ms > 0 && left > 0) {
 		/* bounded: a clock set back must not park it for long */

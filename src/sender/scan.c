@@ -57,27 +57,6 @@ struct scan {
 	char (*batch)[NAME_MAX + 1]; /* SCAN_BATCH names claimed this pass */
 };
 
-/* log_begin() tolerating a NULL logger (tests run without one). */
-static struct log_line *
-scan_log_begin(struct scan *s, enum log_level level, const char *event)
-{
-	return s->log ? log_begin(s->log, level, event) : NULL;
-}
-
-/* Logs a failed syscall: op, the file name when there is one, errno. */
-static void
-scan_log_error(struct scan *s, const char *event, const char *op,
-	       const char *name, int err)
-{
-	struct log_line *ln = scan_log_begin(s, LOG_WARN, event);
-	log_str(ln, "op", op);
-	if (name)
-		log_str(ln, "name", name);
-	log_int(ln, "errno", err);
-	log_str(ln, "error", strerror(err));
-	log_end(ln);
-}
-
 /* A file we handle: regular (symlinks and dirs stay put), not hidden. */
 static bool
 scan_is_candidate(int dir_fd, const struct dirent *d)
@@ -126,8 +105,8 @@ scan_report_existing(struct scan *s)
 	struct dirent *d;
 
 	if (!dir) {
-		scan_log_error(s, "scan.error", "opendir_instance", NULL,
-			       errno);
+		log_syscall(s->log, LOG_WARN, "scan.error", "opendir_instance",
+			    NULL, errno);
 		return -1;
 	}
 	for (;;) {
@@ -136,8 +115,8 @@ scan_report_existing(struct scan *s)
 		if (!d) {
 			/* entries already reported cannot be taken back */
 			if (errno != 0)
-				scan_log_error(s, "scan.error",
-					       "readdir_instance", NULL, errno);
+				log_syscall(s->log, LOG_WARN, "scan.error",
+					    "readdir_instance", NULL, errno);
 			break;
 		}
 		if (!scan_is_candidate(dirfd(dir), d))
@@ -167,8 +146,8 @@ scan_claim_batch(struct scan *s)
 		d = readdir(s->dir);
 		if (!d) {
 			if (errno != 0)
-				scan_log_error(s, "scan.error", "readdir", NULL,
-					       errno);
+				log_syscall(s->log, LOG_WARN, "scan.error",
+					    "readdir", NULL, errno);
 			break;
 		}
 		if (!scan_is_candidate(dirfd(s->dir), d))
@@ -181,12 +160,12 @@ scan_claim_batch(struct scan *s)
 		} else if (errno == ENOENT) {
 			/* another instance renamed it first */
 			struct log_line *ln =
-			    scan_log_begin(s, LOG_DEBUG, "scan.lost_race");
+			    log_begin(s->log, LOG_DEBUG, "scan.lost_race");
 			log_str(ln, "name", d->d_name);
 			log_end(ln);
 		} else if (!warned) {
-			scan_log_error(s, "scan.error", "rename", d->d_name,
-				       errno);
+			log_syscall(s->log, LOG_WARN, "scan.error", "rename",
+				    d->d_name, errno);
 			warned = true;
 		}
 	}
@@ -206,7 +185,8 @@ scan_pass(struct scan *s)
 	 * them, or they would sit there unseen until the next start.
 	 */
 	if (fsync(s->inst_fd) != 0)
-		scan_log_error(s, "scan.error", "fsync", NULL, errno);
+		log_syscall(s->log, LOG_WARN, "scan.error", "fsync", NULL,
+			    errno);
 	s->claimed += n;
 	for (size_t i = 0; i < n && !s->dying; i++)
 		s->fn(s->arg, s->batch[i]);
@@ -217,7 +197,8 @@ static void
 scan_arm(struct scan *s, uint64_t delay_ms)
 {
 	if (loop_timer_arm(s->loop, &s->timer, delay_ms) != 0)
-		scan_log_error(s, "scan.error", "timer", NULL, errno);
+		log_syscall(s->log, LOG_WARN, "scan.error", "timer", NULL,
+			    errno);
 }
 
 static void
@@ -286,8 +267,9 @@ scan_on_inotify(struct loop *l, int fd, unsigned events, void *arg)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-			scan_log_error(s, "scan.inotify_unavailable", "read",
-				       NULL, errno);
+			log_syscall(s->log, LOG_WARN,
+				    "scan.inotify_unavailable", "read", NULL,
+				    errno);
 			scan_inotify_close(s);
 		}
 		break;
@@ -323,7 +305,7 @@ fail:
 	if (s->ino_fd >= 0)
 		close(s->ino_fd);
 	s->ino_fd = -1;
-	scan_log_error(s, "scan.inotify_unavailable", op, NULL, e);
+	log_syscall(s->log, LOG_WARN, "scan.inotify_unavailable", op, NULL, e);
 }
 
 struct scan *

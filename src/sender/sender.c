@@ -26,20 +26,12 @@ static const char *const status_names[] = {"sent", "deferred", "bounced"};
 static const char *const status_events[] = {
     "delivery.sent", "delivery.deferred", "delivery.bounced"};
 
-int64_t
-sender_wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void
 sender_settle(struct sender *snd, struct message *m, size_t i,
 	      enum delivery_status st, const char *dsn, const char *reply,
 	      const char *relay, const char *mx)
 {
-	int64_t delay = sender_wall_ms() - m->queued_ms;
+	int64_t delay = loop_wall_ms() - m->queued_ms;
 	snd->deliveries[st]++;
 	struct log_line *l =
 	    log_begin(snd->log, st == DELIVERY_SENT ? LOG_INFO : LOG_WARN,

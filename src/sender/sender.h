@@ -64,10 +64,6 @@ struct sender {
 	uint64_t started_ms;	/* loop_now() at start, for up-time */
 };
 
-/* Wall-clock milliseconds, to compare with message->queued_ms (delays
- * and ages are about real time, not the loop's monotonic clock). */
-int64_t sender_wall_ms(void);
-
 /* Recipient i of msg reaches a final or deferred outcome: logs the
  * delivery line and records it. */
 void sender_settle(struct sender *, struct message *, size_t i,

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from promtext import Receiver
 from smtp_wire import Wire
 
 REPO = Path(__file__).resolve().parents[2]
@@ -343,3 +344,12 @@ def smtpd_module(tmp_path_factory):
     if problems:
         pytest.fail("smtpd problems at teardown:\n" + "\n".join(problems),
                     pytrace=False)
+
+
+@pytest.fixture
+def receiver():
+    """A local HTTP receiver for metrics pushes and health pings (both
+    suites)."""
+    r = Receiver()
+    yield r
+    r.stop()

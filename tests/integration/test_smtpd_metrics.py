@@ -15,7 +15,7 @@ import pytest
 
 from conftest import run_cli, to_yaml
 from mailstore import wait_until
-from promtext import Receiver, parse_prom, value
+from promtext import parse_prom, value
 from smtp_wire import make_message
 
 INTERVAL = "1s"
@@ -45,14 +45,6 @@ def test_parser_is_strict():
     for text in bad:
         with pytest.raises(AssertionError):
             parse_prom(text)
-
-
-# -- the HTTP receiver ---------------------------------------------------------
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.stop()
 
 
 def metrics_config(receiver, **over):

@@ -9,10 +9,12 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static int test_failures;
 static int test_checks;
@@ -118,6 +120,37 @@ test_subdir(const char *root, const char *sub)
 		exit(1);
 	}
 	return fd;
+}
+
+/* Makes a fresh folder /tmp/<tag>-XXXXXX into buf; exits on failure. */
+static inline void
+test_tmpdir(char *buf, size_t cap, const char *tag)
+{
+	snprintf(buf, cap, "/tmp/%s-XXXXXX", tag);
+	if (!mkdtemp(buf)) {
+		perror("mkdtemp");
+		exit(1);
+	}
+}
+
+/* Writes dir/name with len bytes of data (replacing it); exits on
+ * failure. */
+static inline void
+test_put(int dir, const char *name, const char *data, size_t len)
+{
+	int fd =
+	    openat(dir, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, data, len) != (ssize_t)len || close(fd) != 0) {
+		perror(name);
+		exit(1);
+	}
+}
+
+static inline bool
+test_exists(int dir, const char *name)
+{
+	struct stat st;
+	return fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 static inline int

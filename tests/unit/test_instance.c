@@ -91,11 +91,7 @@ struct env {
 static void
 env_open(struct env *e)
 {
-	snprintf(e->root, sizeof e->root, "/tmp/test_instance-XXXXXX");
-	if (!mkdtemp(e->root)) {
-		perror("mkdtemp");
-		exit(1);
-	}
+	test_tmpdir(e->root, sizeof e->root, "test_instance");
 	e->spool = test_subdir(e->root, "spool");
 	snprintf(e->logpath, sizeof e->logpath, "%s/log", e->root);
 	e->logfd = open(e->logpath, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
@@ -148,22 +144,11 @@ count_str(const char *hay, const char *needle)
 	return n;
 }
 
+/* A file whose content is its own name. */
 static void
 put(int dir, const char *name)
 {
-	int fd =
-	    openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, name, strlen(name)) < 0 || close(fd) != 0) {
-		perror(name);
-		exit(1);
-	}
-}
-
-static bool
-exists(int dir, const char *name)
-{
-	struct stat st;
-	return fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	test_put(dir, name, name, strlen(name));
 }
 
 static ino_t
@@ -264,7 +249,7 @@ test_lock(void)
 	a = xopen(&e, "a", 0);
 	own = openat(e.spool, "a", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	CHECK(own >= 0);
-	CHECK(exists(own, ".heartbeat"));
+	CHECK(test_exists(own, ".heartbeat"));
 	/* the folder is locked: a second holder is refused */
 	CHECK_INT(flock(own, LOCK_EX | LOCK_NB), -1);
 	CHECK_INT(errno, EWOULDBLOCK);
@@ -284,7 +269,7 @@ test_lock(void)
 	/* released with the instance (as by the kernel at exit), and a
 	 * stopped sender leaves no heartbeat behind */
 	instance_free(a);
-	CHECK(!exists(own, ".heartbeat"));
+	CHECK(!test_exists(own, ".heartbeat"));
 	CHECK_INT(flock(own, LOCK_EX | LOCK_NB), 0);
 	CHECK_INT(flock(own, LOCK_UN), 0);
 	b = xopen(&e, "a", 0);
@@ -327,15 +312,15 @@ test_lock_then_renamed_away(void)
 	a = xopen(&e, "a", 3000);
 	CHECK_INT(waitpid(pid, &status, 0), pid);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	CHECK(exists(e.spool, "taken"));
+	CHECK(test_exists(e.spool, "taken"));
 	CHECK(ino_of(e.spool, "a") != old_ino);
 	{
 		struct stat st;
 		CHECK_INT(fstat(instance_fd(a), &st), 0);
 		CHECK(st.st_ino == ino_of(e.spool, "a"));
 	}
-	CHECK(!exists(instance_fd(a), "m1"));
-	CHECK(exists(old, "m1"));
+	CHECK(!test_exists(instance_fd(a), "m1"));
+	CHECK(test_exists(old, "m1"));
 	instance_free(a);
 	close(old);
 	close(go[0]);
@@ -371,27 +356,27 @@ test_adopt_moves_files(void)
 	/* adopted at start, before anyone reads the folder: no callback */
 	CHECK_INT(instance_start(a, e.loop, on_claim, on_lost, &r), 0);
 	CHECK_INT(r.n, 0);
-	CHECK(exists(own, "m1") && exists(own, "m2"));
-	CHECK(exists(own, ".m1.journal"));
-	CHECK(!exists(e.spool, "b"));
-	CHECK(!exists(own, ".adopted.b"));
+	CHECK(test_exists(own, "m1") && test_exists(own, "m2"));
+	CHECK(test_exists(own, ".m1.journal"));
+	CHECK(!test_exists(e.spool, "b"));
+	CHECK(!test_exists(own, ".adopted.b"));
 	CHECK_INT(ino_of(own, ".heartbeat"), beat_ino); /* ours, not b's */
-	CHECK(!exists(e.spool, "empty"));
-	CHECK(!exists(own, ".adopted.empty"));
+	CHECK(!test_exists(e.spool, "empty"));
+	CHECK(!test_exists(own, ".adopted.empty"));
 	/* not orphans */
-	CHECK(exists(e.spool, "fresh") && !exists(own, "f1"));
-	CHECK(exists(e.spool, "malformed"));
-	CHECK(exists(e.spool, ".hidden"));
-	CHECK(exists(e.spool, "plainfile"));
+	CHECK(test_exists(e.spool, "fresh") && !test_exists(own, "f1"));
+	CHECK(test_exists(e.spool, "malformed"));
+	CHECK(test_exists(e.spool, ".hidden"));
+	CHECK(test_exists(e.spool, "plainfile"));
 
 	/* a sender dies while we run: the timer adopts, the callback gets
 	 * its messages (not its journals) */
 	close(dead_folder(&e, "c", c_files, 30));
 	CHECK_INT(loop_run_once(e.loop, 0), 0);
-	CHECK(exists(e.spool, "c")); /* not before the next beat */
+	CHECK(test_exists(e.spool, "c")); /* not before the next beat */
 	beat(&e);
-	CHECK(!exists(e.spool, "c"));
-	CHECK(exists(own, "m3") && exists(own, ".m3.journal"));
+	CHECK(!test_exists(e.spool, "c"));
+	CHECK(test_exists(own, "m3") && test_exists(own, ".m3.journal"));
 	CHECK_INT(r.n, 1);
 	CHECK(rec_has(&r, "m3"));
 	CHECK_INT(r.lost, 0);
@@ -409,7 +394,7 @@ test_adopt_moves_files(void)
 	age(fd, ".heartbeat", 30);
 	close(fd);
 	beat(&e);
-	CHECK(!exists(e.spool, "fresh"));
+	CHECK(!test_exists(e.spool, "fresh"));
 	CHECK(rec_has(&r, "f1"));
 	CHECK_INT(r.n, 2);
 
@@ -443,15 +428,15 @@ test_locked_not_adopted(void)
 	CHECK_INT(instance_adopt(a, "b"), 0);
 	for (int i = 0; i < 4; i++)
 		beat(&e);
-	CHECK(exists(e.spool, "b") && exists(held, "m1"));
-	CHECK(!exists(instance_fd(a), "m1"));
+	CHECK(test_exists(e.spool, "b") && test_exists(held, "m1"));
+	CHECK(!test_exists(instance_fd(a), "m1"));
 	CHECK_INT(r.n, 0);
 
 	/* its sender died: adopted on the next beat */
 	close(held);
 	beat(&e);
-	CHECK(!exists(e.spool, "b"));
-	CHECK(exists(instance_fd(a), "m1"));
+	CHECK(!test_exists(e.spool, "b"));
+	CHECK(test_exists(instance_fd(a), "m1"));
 	CHECK_INT(r.n, 1);
 	CHECK(rec_has(&r, "m1"));
 	instance_free(a);
@@ -490,13 +475,14 @@ test_leftover_finished_at_open(void)
 	put(own, "m6");
 
 	a = xopen(&e, "a", 0);
-	CHECK(exists(own, "mine"));
-	CHECK(exists(own, "m9") && exists(own, ".m9.journal"));
-	CHECK(exists(own, "m8") && exists(own, "m7") && exists(own, "m6"));
-	CHECK(!exists(own, ".adopted.z"));
-	CHECK(!exists(own, ".adopted.y"));
-	CHECK(!exists(own, ".adopted.w"));
-	CHECK(exists(own, ".heartbeat"));
+	CHECK(test_exists(own, "mine"));
+	CHECK(test_exists(own, "m9") && test_exists(own, ".m9.journal"));
+	CHECK(test_exists(own, "m8") && test_exists(own, "m7") &&
+	      test_exists(own, "m6"));
+	CHECK(!test_exists(own, ".adopted.z"));
+	CHECK(!test_exists(own, ".adopted.y"));
+	CHECK(!test_exists(own, ".adopted.w"));
+	CHECK(test_exists(own, ".heartbeat"));
 	instance_free(a);
 	log = env_log(&e);
 	CHECK_INT(count_str(log, "\"resumed\":true"), 3);
@@ -526,8 +512,8 @@ test_collision_kept(void)
 	put(v, "dup2");
 	CHECK_INT(renameat(v, "dup2", v, "dup"), 0);
 	a = xopen(&e, "a", 0);
-	CHECK(exists(own, ".adopted.v"));
-	CHECK(exists(own, "other"));
+	CHECK(test_exists(own, ".adopted.v"));
+	CHECK(test_exists(own, "other"));
 	{
 		int fd = openat(own, "dup", O_RDONLY | O_CLOEXEC);
 		CHECK(fd >= 0 && read(fd, buf, sizeof buf - 1) == 3);
@@ -536,11 +522,11 @@ test_collision_kept(void)
 	}
 	CHECK_INT(instance_start(a, e.loop, on_claim, on_lost, &r), 0);
 	beat(&e);
-	CHECK(exists(own, ".adopted.v")); /* still in the way */
+	CHECK(test_exists(own, ".adopted.v")); /* still in the way */
 	CHECK_INT(unlinkat(own, "dup", 0), 0);
 	beat(&e);
-	CHECK(!exists(own, ".adopted.v"));
-	CHECK(exists(own, "dup"));
+	CHECK(!test_exists(own, ".adopted.v"));
+	CHECK(test_exists(own, "dup"));
 	CHECK_INT(r.n, 1);
 	CHECK(rec_has(&r, "dup"));
 	instance_free(a);
@@ -569,14 +555,14 @@ test_enoent_race(void)
 	close(dead_folder(&e, "c", files, 30));
 	CHECK_INT(instance_adopt(a, "c"), 1);
 	CHECK_INT(instance_adopt(b, "c"), 0);
-	CHECK(exists(instance_fd(a), "m1"));
-	CHECK(!exists(instance_fd(b), "m1"));
+	CHECK(test_exists(instance_fd(a), "m1"));
+	CHECK(!test_exists(instance_fd(b), "m1"));
 
 	/* and the other way round */
 	close(dead_folder(&e, "d", files, 30));
 	CHECK_INT(instance_adopt(b, "d"), 1);
 	CHECK_INT(instance_adopt(a, "d"), 0);
-	CHECK(exists(instance_fd(b), "m1"));
+	CHECK(test_exists(instance_fd(b), "m1"));
 	CHECK_INT(instance_adopt(a, "nothing-there"), 0);
 	instance_free(a);
 	instance_free(b);
@@ -658,7 +644,7 @@ test_two_adopters_race(void)
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	for (int i = 0; i < RACE_DEAD; i++) {
 		snprintf(name, sizeof name, "d%02d", i);
-		CHECK(!exists(e.spool, name));
+		CHECK(!test_exists(e.spool, name));
 	}
 	CHECK_INT(count_files(e.spool, "a") + count_files(e.spool, "b"),
 		  RACE_DEAD * RACE_FILES);
@@ -666,14 +652,14 @@ test_two_adopters_race(void)
 		for (int j = 0; j < RACE_FILES; j++) {
 			int a, b;
 			snprintf(name, sizeof name, "a/m%02d-%02d", i, j);
-			a = exists(e.spool, name);
+			a = test_exists(e.spool, name);
 			name[0] = 'b';
-			b = exists(e.spool, name);
+			b = test_exists(e.spool, name);
 			CHECK_INT(a + b, 1);
 			/* the journal went with its message */
 			snprintf(name, sizeof name, "%c/.m%02d-%02d.journal",
 				 a ? 'a' : 'b', i, j);
-			CHECK(exists(e.spool, name));
+			CHECK(test_exists(e.spool, name));
 		}
 	}
 	log = env_log(&e);
@@ -708,14 +694,14 @@ test_lost_folder(void)
 	CHECK_INT(r.lost, 1);
 	CHECK(instance_lost(a));
 	/* nothing new was started: b stays for someone else */
-	CHECK(exists(e.spool, "b"));
+	CHECK(test_exists(e.spool, "b"));
 	CHECK_INT(r.n, 0);
 	beat(&e);
 	beat(&e);
 	CHECK_INT(r.lost, 1); /* once */
 	instance_free(a);
 	/* the taken folder is not ours to tidy */
-	CHECK(exists(e.spool, "elsewhere/.heartbeat"));
+	CHECK(test_exists(e.spool, "elsewhere/.heartbeat"));
 	log = env_log(&e);
 	CHECK(strstr(log, "\"level\":\"error\",\"svc\":\"sender\","
 			  "\"event\":\"spool.lost\"") != NULL);
@@ -738,7 +724,7 @@ test_stop_adopting(void)
 	close(dead_folder(&e, "b", files, 30));
 	age(instance_fd(a), ".heartbeat", 30);
 	beat(&e);
-	CHECK(exists(e.spool, "b"));
+	CHECK(test_exists(e.spool, "b"));
 	CHECK_INT(r.n, 0);
 	{
 		/* still beating: a stopping sender is not an orphan */

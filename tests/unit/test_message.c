@@ -37,11 +37,7 @@ struct dirs {
 static void
 dirs_open(struct dirs *d)
 {
-	snprintf(d->root, sizeof d->root, "/tmp/test_message-XXXXXX");
-	if (!mkdtemp(d->root)) {
-		perror("mkdtemp");
-		exit(1);
-	}
+	test_tmpdir(d->root, sizeof d->root, "test_message");
 	d->inst = test_subdir(d->root, "inst");
 	d->cur = test_subdir(d->root, "cur");
 	d->aside = test_subdir(d->root, "malformed");
@@ -54,24 +50,6 @@ dirs_close(struct dirs *d)
 	close(d->cur);
 	close(d->aside);
 	test_rmtree(d->root);
-}
-
-static void
-put(int dir, const char *name, const char *data, size_t len)
-{
-	int fd =
-	    openat(dir, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, data, len) != (ssize_t)len || close(fd) != 0) {
-		perror(name);
-		exit(1);
-	}
-}
-
-static bool
-exists(int dir, const char *name)
-{
-	struct stat st;
-	return fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 static int
@@ -107,7 +85,7 @@ test_load_valid(void)
 				 {1700000000, 123456789}};
 
 	dirs_open(&d);
-	put(d.inst, NAME, valid, strlen(valid));
+	test_put(d.inst, NAME, valid, strlen(valid));
 	CHECK_INT(utimensat(d.inst, NAME, ts, 0), 0);
 	CHECK_INT(message_load(d.inst, NAME, &m, why, sizeof why), MESSAGE_OK);
 	CHECK(m != NULL);
@@ -166,8 +144,8 @@ test_load_malformed(void)
 	dirs_open(&d);
 	for (size_t i = 0; i < NELEM(cases); i++) {
 		struct message *m = (struct message *)&d; /* must be reset */
-		put(d.inst, cases[i].name, cases[i].data,
-		    strlen(cases[i].data));
+		test_put(d.inst, cases[i].name, cases[i].data,
+			 strlen(cases[i].data));
 		CHECK_INT(
 		    message_load(d.inst, cases[i].name, &m, why, sizeof why),
 		    MESSAGE_ERR_MALFORMED);
@@ -227,7 +205,7 @@ test_load_huge(void)
 	dirs_open(&d);
 	/* ~2 MiB of envelope: read in several growing chunks */
 	CHECK(len > 2000000);
-	put(d.inst, "max", buf, len);
+	test_put(d.inst, "max", buf, len);
 	CHECK_INT(message_load(d.inst, "max", &m, why, sizeof why), MESSAGE_OK);
 	if (m) {
 		char want[256];
@@ -246,7 +224,7 @@ test_load_huge(void)
 
 	/* one past the limit */
 	buf = many_rcpts(ENVELOPE_RCPT_MAX + 1, &len);
-	put(d.inst, "over", buf, len);
+	test_put(d.inst, "over", buf, len);
 	m = NULL;
 	CHECK_INT(message_load(d.inst, "over", &m, why, sizeof why),
 		  MESSAGE_ERR_MALFORMED);
@@ -265,7 +243,7 @@ test_load_huge(void)
 		    "X-Original-From: <a@b.example>\nX-Original-To: <";
 		memcpy(buf, head, strlen(head));
 	}
-	put(d.inst, "endless", buf, len);
+	test_put(d.inst, "endless", buf, len);
 	CHECK_INT(message_load(d.inst, "endless", &m, why, sizeof why),
 		  MESSAGE_ERR_MALFORMED);
 	CHECK(why[0] != '\0');
@@ -316,7 +294,7 @@ test_load_block_max(void)
 	dirs_open(&d);
 	n = block_of(ENVELOPE_BLOCK_MAX, &buf, &len);
 	CHECK(n > 4000 && n < ENVELOPE_RCPT_MAX);
-	put(d.inst, "at_max", buf, len);
+	test_put(d.inst, "at_max", buf, len);
 	free(buf);
 	CHECK_INT(message_load(d.inst, "at_max", &m, why, sizeof why),
 		  MESSAGE_OK);
@@ -331,7 +309,7 @@ test_load_block_max(void)
 	m = NULL;
 
 	block_of(ENVELOPE_BLOCK_MAX + 1, &buf, &len);
-	put(d.inst, "past_max", buf, len);
+	test_put(d.inst, "past_max", buf, len);
 	free(buf);
 	CHECK_INT(message_load(d.inst, "past_max", &m, why, sizeof why),
 		  MESSAGE_ERR_MALFORMED);
@@ -340,7 +318,7 @@ test_load_block_max(void)
 
 	/* a last line that is still open where reading stops */
 	block_of(ENVELOPE_BLOCK_MAX + 500, &buf, &len);
-	put(d.inst, "open_line", buf, len);
+	test_put(d.inst, "open_line", buf, len);
 	free(buf);
 	CHECK_INT(message_load(d.inst, "open_line", &m, why, sizeof why),
 		  MESSAGE_ERR_MALFORMED);
@@ -380,7 +358,7 @@ test_queue_id(void)
 	dirs_open(&d);
 	for (size_t i = 0; i < NELEM(cases); i++) {
 		struct message *m = NULL;
-		put(d.inst, cases[i].name, valid, strlen(valid));
+		test_put(d.inst, cases[i].name, valid, strlen(valid));
 		CHECK_INT(
 		    message_load(d.inst, cases[i].name, &m, why, sizeof why),
 		    MESSAGE_OK);
@@ -399,7 +377,7 @@ load_valid(struct dirs *d, const char *name)
 	struct message *m = NULL;
 	char why[128];
 
-	put(d->inst, name, valid, strlen(valid));
+	test_put(d->inst, name, valid, strlen(valid));
 	if (message_load(d->inst, name, &m, why, sizeof why) != MESSAGE_OK) {
 		fprintf(stderr, "load %s failed\n", name);
 		exit(1);
@@ -492,8 +470,8 @@ test_retire(void)
 	m = load_valid(&d, "sent");
 	settle_all(m, RCPT_SENT);
 	CHECK_INT(message_retire(m, d.inst, d.cur, true), 0);
-	CHECK(!exists(d.inst, "sent"));
-	CHECK(exists(d.cur, "sent:2,P"));
+	CHECK(!test_exists(d.inst, "sent"));
+	CHECK(test_exists(d.cur, "sent:2,P"));
 	message_free(m);
 
 	/* one failed, kept: ":2,PT" (flags in ASCII order) */
@@ -501,23 +479,23 @@ test_retire(void)
 	settle_all(m, RCPT_SENT);
 	message_settle(m, 1, RCPT_FAILED);
 	CHECK_INT(message_retire(m, d.inst, d.cur, true), 0);
-	CHECK(!exists(d.inst, "mixed"));
-	CHECK(exists(d.cur, "mixed:2,PT"));
-	CHECK(!exists(d.cur, "mixed:2,P"));
+	CHECK(!test_exists(d.inst, "mixed"));
+	CHECK(test_exists(d.cur, "mixed:2,PT"));
+	CHECK(!test_exists(d.cur, "mixed:2,P"));
 	message_free(m);
 
 	/* all failed: PT as well */
 	m = load_valid(&d, "failed");
 	settle_all(m, RCPT_FAILED);
 	CHECK_INT(message_retire(m, d.inst, d.cur, true), 0);
-	CHECK(exists(d.cur, "failed:2,PT"));
+	CHECK(test_exists(d.cur, "failed:2,PT"));
 	message_free(m);
 
 	/* not kept: unlinked, nothing in cur/ */
 	m = load_valid(&d, "gone");
 	settle_all(m, RCPT_SENT);
 	CHECK_INT(message_retire(m, d.inst, d.cur, false), 0);
-	CHECK(!exists(d.inst, "gone"));
+	CHECK(!test_exists(d.inst, "gone"));
 	CHECK_INT(count_entries(d.cur), 3);
 	message_free(m);
 
@@ -529,7 +507,7 @@ test_retire(void)
 	CHECK_INT(message_retire(m, d.inst, d.cur, false), -1);
 	CHECK_INT(errno, EBUSY);
 	CHECK_INT(message_retire(m, d.inst, d.cur, true), -1);
-	CHECK(exists(d.inst, "deferred"));
+	CHECK(test_exists(d.inst, "deferred"));
 	CHECK_INT(count_entries(d.cur), 3);
 	message_free(m);
 
@@ -554,10 +532,10 @@ test_set_aside(void)
 	int fd;
 
 	dirs_open(&d);
-	put(d.inst, "bad", "garbage\n", 8);
+	test_put(d.inst, "bad", "garbage\n", 8);
 	CHECK_INT(message_set_aside(d.inst, "bad", d.aside), 0);
-	CHECK(!exists(d.inst, "bad"));
-	CHECK(exists(d.aside, "bad"));
+	CHECK(!test_exists(d.inst, "bad"));
+	CHECK(test_exists(d.aside, "bad"));
 	/* same bytes, never rewritten */
 	fd = openat(d.aside, "bad", O_RDONLY | O_CLOEXEC);
 	CHECK(fd >= 0);

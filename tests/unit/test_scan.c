@@ -96,11 +96,7 @@ struct env {
 static void
 env_open(struct env *e)
 {
-	snprintf(e->root, sizeof e->root, "/tmp/test_scan-XXXXXX");
-	if (!mkdtemp(e->root)) {
-		perror("mkdtemp");
-		exit(1);
-	}
+	test_tmpdir(e->root, sizeof e->root, "test_scan");
 	e->new_fd = test_subdir(e->root, "new");
 	e->inst_fd = test_subdir(e->root, "inst");
 	e->inst2_fd = test_subdir(e->root, "inst2");
@@ -123,15 +119,11 @@ env_close(struct env *e)
 	test_rmtree(e->root);
 }
 
+/* A file whose content is its own name. */
 static void
 put(int dir, const char *name)
 {
-	int fd =
-	    openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, name, strlen(name)) < 0 || close(fd) != 0) {
-		perror(name);
-		exit(1);
-	}
+	test_put(dir, name, name, strlen(name));
 }
 
 /* As smtpd does it: written in tmp/, then renamed into new/. */
@@ -143,13 +135,6 @@ deliver(struct env *e, const char *name)
 		perror("renameat");
 		exit(1);
 	}
-}
-
-static bool
-exists(int dir, const char *name)
-{
-	struct stat st;
-	return fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 /* Entries other than "." and "..". */
@@ -175,7 +160,7 @@ static bool
 rec_matches_dir(const struct rec *r, int dir)
 {
 	for (size_t i = 0; i < r->n; i++) {
-		if (!exists(dir, r->names[i]))
+		if (!test_exists(dir, r->names[i]))
 			return false;
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(r->names[i], r->names[j]) == 0)
@@ -262,11 +247,11 @@ test_startup(void)
 	CHECK(rec_has(&r, "old3"));
 	CHECK(rec_has(&r, "new1") && rec_has(&r, "new2"));
 	CHECK_INT(scan_claimed(s), 2); /* reports are not claims */
-	CHECK(exists(e.inst_fd, "new1") && exists(e.inst_fd, "new2"));
-	CHECK(!exists(e.new_fd, "new1") && !exists(e.new_fd, "new2"));
-	CHECK(exists(e.new_fd, ".dot"));
-	CHECK(exists(e.new_fd, "subdir"));
-	CHECK(exists(e.new_fd, "link"));
+	CHECK(test_exists(e.inst_fd, "new1") && test_exists(e.inst_fd, "new2"));
+	CHECK(!test_exists(e.new_fd, "new1") && !test_exists(e.new_fd, "new2"));
+	CHECK(test_exists(e.new_fd, ".dot"));
+	CHECK(test_exists(e.new_fd, "subdir"));
+	CHECK(test_exists(e.new_fd, "link"));
 
 	/* later passes report nothing again, nor a file put in the
 	 * instance folder after the report (its owner hands it over) */
@@ -314,7 +299,7 @@ test_inotify(void)
 	CHECK(passes_until(&e, s, 1, 5) <= 2);
 	CHECK_INT(scan_claimed(s), 1);
 	CHECK(rec_has(&r, "moved"));
-	CHECK(exists(e.inst_fd, "moved"));
+	CHECK(test_exists(e.inst_fd, "moved"));
 
 	put(e.new_fd, "created"); /* IN_CREATE */
 	CHECK(passes_until(&e, s, 2, 5) <= 2);
@@ -410,7 +395,7 @@ test_periodic(void)
 	PASS(e.loop);
 	CHECK_INT(scan_claimed(s), 2);
 	CHECK(rec_has(&r, "later"));
-	CHECK(exists(e.inst_fd, "later"));
+	CHECK(test_exists(e.inst_fd, "later"));
 
 	/* and again one interval later */
 	deliver(&e, "again");
@@ -433,7 +418,7 @@ test_periodic(void)
 	scan_kick(s);
 	PASS(e.loop);
 	CHECK_INT(scan_claimed(s), 5);
-	CHECK(exists(e.new_fd, "kicked2"));
+	CHECK(test_exists(e.new_fd, "kicked2"));
 	PASS(e.loop);
 	CHECK_INT(scan_claimed(s), 6);
 	CHECK(rec_has(&r, "kicked2"));

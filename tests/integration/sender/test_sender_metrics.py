@@ -32,13 +32,6 @@ OUTCOMES = ("sent", "deferred", "bounced")
 QUERY_RE = re.compile(r"query\[(MX|A)\] \S+ from ")
 
 
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.stop()
-
-
 def metrics_config(receiver, **over):
     cfg = {"push_url": receiver.url("/gw/"), "interval": "1s", "job": JOB,
            "instance": "out/1"}
