@@ -20,10 +20,13 @@
  *   (CONFIG_STRING_MAX), lists (CONFIG_LIST_MAX) and key paths
  *   (CONFIG_PATH_MAX). Nesting cannot go deeper than the table's paths,
  *   because an unknown section is an error before it is entered.
+ * - TABLE and MAP values (lists of records, mappings of names) are walked
+ *   by config_table.c with the same error positions.
  * - The first error stops the parse; the message names file, 1-based line
  *   and column of the offending key or value (libyaml marks are 0-based).
  */
 #include "config.h"
+#include "config_int.h"
 #include "config_value.h"
 
 #include <errno.h>
@@ -38,43 +41,7 @@
 #define CONFIG_FILE_MAX (1024 * 1024) /* bytes read from one file */
 #define CONFIG_PATH_MAX 256	      /* a dotted key path */
 
-/* Feeds libyaml from a FILE, counting bytes so the file stays bounded. */
-struct config_reader {
-	FILE *fp;
-	size_t total;
-	int read_errno; /* set when fread failed */
-	bool too_big;
-};
-
-/* One accepted path: the first len bytes of keys[key].path. */
-struct config_seen {
-	size_t key;
-	size_t len;
-};
-
-struct config_ctx {
-	const char *file;
-	const struct config_key *keys;
-	size_t nkeys;
-	char *target;
-	char *err;
-	size_t errlen;
-	yaml_parser_t parser;
-	struct config_reader reader;
-	struct config_seen *seen;
-	size_t nseen;
-	size_t seen_cap;
-};
-
-/*
- * Sets the error: "FILE:LINE:COLUMN: message" at a libyaml mark, or
- * "FILE: message" without one. Returns -1.
- */
-static int config_fail(struct config_ctx *ctx, const yaml_mark_t *mark,
-		       const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
+int
 config_fail(struct config_ctx *ctx, const yaml_mark_t *mark, const char *fmt,
 	    ...)
 {
@@ -166,8 +133,7 @@ config_parser_error(struct config_ctx *ctx)
 			   p->problem ? p->problem : "syntax error");
 }
 
-/* Next event; rejects aliases, anchors, tags and NUL bytes. */
-static int
+int
 config_next(struct config_ctx *ctx, yaml_event_t *ev)
 {
 	const yaml_char_t *anchor = NULL, *tag = NULL;
@@ -300,6 +266,10 @@ config_set_value(struct config_ctx *ctx, const struct config_key *key)
 		return -1;
 	if (key->type == CONFIG_LIST)
 		rc = config_set_list(ctx, key, &ev);
+	else if (key->type == CONFIG_TABLE)
+		rc = config_set_table(ctx, key, &ev);
+	else if (key->type == CONFIG_MAP)
+		rc = config_set_map(ctx, key, &ev);
 	else if (config_value_set(key, &ev, ctx->target + key->offset, msg,
 				  sizeof msg) < 0)
 		rc = config_fail(ctx, &ev.start_mark, "%s", msg);
@@ -570,6 +540,9 @@ config_free(const struct config_key *keys, size_t nkeys, void *target)
 			*(char **)field = NULL;
 		} else if (keys[i].type == CONFIG_LIST) {
 			config_list_clear(field);
+		} else if (keys[i].type == CONFIG_TABLE ||
+			   keys[i].type == CONFIG_MAP) {
+			config_table_clear(field);
 		}
 	}
 }

@@ -27,12 +27,32 @@ enum config_type {
 	CONFIG_BOOL,	 /* bool; true/false/yes/no/on/off */
 	CONFIG_ENUM,	 /* unsigned index into names[] */
 	CONFIG_LIST,	 /* struct config_list of strings */
+	CONFIG_TABLE,	 /* struct config_table: a list whose items are a
+			    string (fields[0]) or a mapping of fields */
+	CONFIG_MAP,	 /* struct config_table of 2 columns: a mapping of
+			    names (fields[0]) to strings (fields[1]) */
 };
 
 struct config_list {
 	char **items; /* malloc'd strings */
 	size_t count;
 };
+
+#define CONFIG_TABLE_MAX 1024 /* rows of one table or map */
+
+/* Rows of cols strings; a field a row does not name is NULL. */
+struct config_table {
+	char **cells; /* rows * cols, row-major; malloc'd strings */
+	size_t rows;
+	size_t cols;
+};
+
+/* Cell (row, col) of a table, NULL when the row left it out. */
+static inline const char *
+config_cell(const struct config_table *t, size_t row, size_t col)
+{
+	return t->cells[row * t->cols + col];
+}
 
 /*
  * Optional check of one STRING value or LIST item beyond its type (a CIDR,
@@ -43,6 +63,13 @@ typedef int config_check_fn(const char *value, char *msg, size_t cap);
 /* A check for strings that must not be empty (names, paths). */
 config_check_fn config_check_nonempty;
 
+/* One column of a TABLE or MAP; its values are strings. */
+struct config_field {
+	const char *name;
+	const char *const *names; /* NULL, or the values allowed */
+	config_check_fn *check;	  /* NULL, or a check of the value */
+};
+
 struct config_key {
 	const char *path; /* "timeouts.command" */
 	enum config_type type;
@@ -51,6 +78,8 @@ struct config_key {
 	uint64_t max;
 	const char *const *names; /* ENUM: NULL-terminated value names */
 	config_check_fn *check;	  /* STRING/LIST: NULL or a value check */
+	/* TABLE/MAP: the columns, ended by a field with a NULL name */
+	const struct config_field *fields;
 };
 
 /*
@@ -63,7 +92,13 @@ int config_load(const char *file, const struct config_key *keys, size_t nkeys,
 /* Sets a list from string literals (defaults). Returns -1 on ENOMEM. */
 int config_list_set(struct config_list *, const char *const *items,
 		    size_t count);
-/* Frees every STRING and LIST field named by keys. */
+/*
+ * Sets a table of cols columns from rows * cols strings (NULL for a cell
+ * left out), for defaults. Returns -1 on ENOMEM.
+ */
+int config_table_set(struct config_table *, size_t cols,
+		     const char *const *cells, size_t rows);
+/* Frees every STRING, LIST, TABLE and MAP field named by keys. */
 void config_free(const struct config_key *keys, size_t nkeys, void *target);
 
 #endif

@@ -106,7 +106,7 @@ struct push_config {
 /* Their config_key entries, for a member m of the settings struct st. */
 #define PUSH_KEY(path, type, off, min, max, check)                             \
 	{                                                                      \
-		path, type, off, min, max, NULL, check                         \
+		path, type, off, min, max, NULL, check, NULL                   \
 	}
 #define PUSH_CONFIG_KEYS(st, m)                                                \
 	PUSH_KEY("metrics.push_url", CONFIG_STRING, offsetof(st, m.push_url),  \

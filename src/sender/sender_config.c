@@ -17,12 +17,12 @@
 #define KEY(path, type, field, min, max, names)                                \
 	{                                                                      \
 		path, type, offsetof(struct sender_config, field), min, max,   \
-		    names, NULL                                                \
+		    names, NULL, NULL                                          \
 	}
 #define KEY_CHECKED(path, type, field, check)                                  \
 	{                                                                      \
 		path, type, offsetof(struct sender_config, field), 0, 0, NULL, \
-		    check                                                      \
+		    check, NULL                                                \
 	}
 
 #define SEC 1000ULL

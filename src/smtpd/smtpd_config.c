@@ -19,12 +19,12 @@
 #define KEY(path, type, field, min, max, names)                                \
 	{                                                                      \
 		path, type, offsetof(struct smtpd_config, field), min, max,    \
-		    names, NULL                                                \
+		    names, NULL, NULL                                          \
 	}
 #define KEY_CHECKED(path, type, field, check)                                  \
 	{                                                                      \
 		path, type, offsetof(struct smtpd_config, field), 0, 0, NULL,  \
-		    check                                                      \
+		    check, NULL                                                \
 	}
 
 static int

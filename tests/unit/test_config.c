@@ -38,7 +38,7 @@ static const char *const test_level_names[] = {"debug", "info", "warn", "error",
 
 #define KEY(p, t, f, lo, hi, n)                                                \
 	{                                                                      \
-		p, t, offsetof(struct test_settings, f), lo, hi, n, NULL       \
+		p, t, offsetof(struct test_settings, f), lo, hi, n, NULL, NULL \
 	}
 static const struct config_key test_keys[] = {
     KEY("listen", CONFIG_LIST, listen, 0, 0, NULL),
@@ -641,9 +641,9 @@ test_key_check(void)
 {
 	static const struct config_key keys[] = {
 	    {"name", CONFIG_STRING, offsetof(struct checked_settings, name), 0,
-	     0, NULL, test_check_ok},
+	     0, NULL, test_check_ok, NULL},
 	    {"items", CONFIG_LIST, offsetof(struct checked_settings, items), 0,
-	     0, NULL, test_check_ok},
+	     0, NULL, test_check_ok, NULL},
 	};
 	static const struct {
 		const char *yaml;
@@ -669,10 +669,158 @@ test_key_check(void)
 	}
 }
 
+struct table_settings {
+	struct config_table listen;
+	struct config_table policy;
+};
+
+static const char *const test_roles[] = {"mx", "submission", NULL};
+static const char *const test_modes[] = {"none", "may", "encrypt", "verify",
+					 NULL};
+static const struct config_field test_listen_fields[] = {
+    {"address", NULL, test_check_ok},
+    {"role", test_roles, NULL},
+    {"tls", NULL, NULL},
+    {NULL, NULL, NULL},
+};
+static const struct config_field test_policy_fields[] = {
+    {"domain", NULL, test_check_ok},
+    {"mode", test_modes, NULL},
+    {NULL, NULL, NULL},
+};
+static const struct config_key test_table_keys[] = {
+    {"listen", CONFIG_TABLE, offsetof(struct table_settings, listen), 0, 0,
+     NULL, NULL, test_listen_fields},
+    {"tls.policy", CONFIG_MAP, offsetof(struct table_settings, policy), 0, 0,
+     NULL, NULL, test_policy_fields},
+};
+
+/* Rows as "a,b,-|..." ('-' for a cell left out). */
+static void
+test_table_render(char *dst, size_t cap, const struct config_table *t)
+{
+	size_t o = 0;
+
+	dst[0] = '\0';
+	for (size_t r = 0; r < t->rows && o < cap; r++)
+		for (size_t c = 0; c < t->cols && o < cap; c++) {
+			const char *v = config_cell(t, r, c);
+			o += (size_t)snprintf(
+			    dst + o, cap - o, "%s%s%s", v ? v : "-",
+			    c + 1 < t->cols ? "," : "",
+			    c + 1 == t->cols && r + 1 < t->rows ? "|" : "");
+		}
+}
+
+static void
+test_tables(void)
+{
+	static const struct {
+		const char *yaml;
+		const char *listen; /* rendered, or the error after "FILE:" */
+		const char *policy;
+	} cases[] = {
+	    {"listen: ok1\n", "ok1,-,-", "ex.org,may"},
+	    {"listen: [ok1, {address: ok2, role: Submission, tls: x}]\n",
+	     "ok1,-,-|ok2,submission,x", "ex.org,may"},
+	    {"listen:\n  - address: ok3\n    tls: implicit\n", "ok3,-,implicit",
+	     "ex.org,may"},
+	    {"listen: []\ntls:\n  policy:\n", "", ""},
+	    {"tls.policy: {ok.a: verify, ok.b: ENCRYPT}\n", "ok0,-,-",
+	     "ok.a,verify|ok.b,encrypt"},
+	    /* errors */
+	    {"listen: bad\n", "1:9: listen: 'bad' does not start with ok",
+	     NULL},
+	    {"listen:\n",
+	     "1:8: listen: expected a list, got null (write [] "
+	     "for an empty list)",
+	     NULL},
+	    {"listen: [{role: mx}]\n", "1:10: listen: an entry needs 'address'",
+	     NULL},
+	    {"listen: [{address: ok, port: 1}]\n",
+	     "1:24: listen: unknown field 'port' (fields: address, role, tls)",
+	     NULL},
+	    {"listen: [{address: ok, address: ok2}]\n",
+	     "1:24: listen: duplicate field 'address'", NULL},
+	    {"listen: [{address: ok, role: relay}]\n",
+	     "1:30: listen: role: expected one of mx|submission, got 'relay'",
+	     NULL},
+	    {"listen: [{address: [ok]}]\n",
+	     "1:20: listen: address: expected a string, got a list", NULL},
+	    {"listen: [[ok]]\n",
+	     "1:10: listen: items must be strings or mappings, got a list",
+	     NULL},
+	    {"tls.policy: [ok]\n",
+	     "1:13: tls.policy: expected a mapping, got a list", NULL},
+	    {"tls.policy: {ok.a: may, OK.A: none}\n",
+	     "1:25: tls.policy: duplicate name 'ok.a'", NULL},
+	    {"tls.policy: {ok.a: sometimes}\n",
+	     "1:20: tls.policy: mode: expected one of "
+	     "none|may|encrypt|verify, got 'sometimes'",
+	     NULL},
+	    {"tls.policy: {x.org: may}\n",
+	     "1:14: tls.policy: 'x.org' does not start with ok", NULL},
+	};
+	static const char *const listen0[] = {"ok0", NULL, NULL};
+	static const char *const policy0[] = {"ex.org", "may"};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct table_settings ts = {0};
+		char err[CONFIG_ERR_MAX] = "", got[256];
+		char *path = test_write(cases[i].yaml, strlen(cases[i].yaml));
+		CHECK_INT(config_table_set(&ts.listen, 3, listen0, 1), 0);
+		CHECK_INT(config_table_set(&ts.policy, 2, policy0, 1), 0);
+		int rc =
+		    config_load(path, test_table_keys, 2, &ts, err, sizeof err);
+		if (cases[i].policy == NULL) {
+			const char *colon = strchr(err, ':');
+			CHECK_INT(rc, -1);
+			CHECK_STR(colon ? colon + 1 : err, cases[i].listen);
+		} else {
+			CHECK_INT(rc, 0);
+			CHECK_STR(err, "");
+			test_table_render(got, sizeof got, &ts.listen);
+			CHECK_STR(got, rc == 0 && strstr(cases[i].yaml,
+							 "listen") == NULL
+					   ? "ok0,-,-"
+					   : cases[i].listen);
+			test_table_render(got, sizeof got, &ts.policy);
+			CHECK_STR(got, cases[i].policy);
+		}
+		unlink(path);
+		config_free(test_table_keys, 2, &ts);
+		CHECK(ts.listen.cells == NULL && ts.policy.cells == NULL);
+	}
+}
+
+/* More than CONFIG_TABLE_MAX map entries is an error, not a truncation. */
+static void
+test_table_limit(void)
+{
+	size_t cap = (CONFIG_TABLE_MAX + 1) * 16 + 32, o = 0;
+	char *yaml = malloc(cap), err[CONFIG_ERR_MAX];
+	struct table_settings ts = {0};
+
+	CHECK(yaml != NULL);
+	o += (size_t)snprintf(yaml, cap, "tls:\n  policy:\n");
+	for (int i = 0; i <= CONFIG_TABLE_MAX; i++)
+		o += (size_t)snprintf(yaml + o, cap - o, "    ok%d: may\n", i);
+	char *path = test_write(yaml, o);
+	CHECK_INT(config_load(path, test_table_keys, 2, &ts, err, sizeof err),
+		  -1);
+	CHECK(strstr(err, "tls.policy: more than 1024 entries") != NULL);
+	CHECK_INT(ts.policy.rows, 0);
+	unlink(path);
+	free(yaml);
+	config_free(test_table_keys, 2, &ts);
+}
+
 int
 main(void)
 {
 	test_key_check();
+	test_tables();
+	test_table_limit();
 	test_valid();
 	test_errors();
 	test_limits();
