@@ -29,30 +29,65 @@ void
 journal_init(struct journal *j)
 {
 	memset(j, 0, sizeof *j);
+	j->dir_fd = -1;
 }
 
 void
 journal_fini(struct journal *j)
 {
-	free(j->dirty);
+	free(j->owed);
 	memset(j, 0, sizeof *j);
+	j->dir_fd = -1;
 }
 
-static int
-journal_mark_dirty(struct journal *j, int fd)
+/* Takes m off the owed list (O(1): its slot is remembered). */
+static void
+journal_unowe(struct journal *j, struct message *m)
 {
-	for (size_t k = 0; k < j->count; k++)
-		if (j->dirty[k] == fd)
-			return 0;
+	if (m->jslot == 0)
+		return;
+	if (j != NULL) {
+		size_t k = m->jslot - 1;
+		struct message *last = j->owed[--j->count];
+		j->owed[k] = last;
+		last->jslot = k + 1;
+	}
+	m->jslot = 0;
+}
+
+/* Queues line for m's journal: written at the next journal_sync(). */
+static int
+journal_queue(struct journal *j, int dir_fd, struct message *m,
+	      const char *line, size_t n)
+{
+	if (m->jlen + n > m->jcap) {
+		size_t cap = m->jcap ? m->jcap : 128;
+		while (cap < m->jlen + n)
+			cap *= 2;
+		char *b = realloc(m->jbuf, cap);
+		if (!b)
+			return -1;
+		m->jbuf = b;
+		m->jcap = cap;
+	}
+	memcpy(m->jbuf + m->jlen, line, n);
+	m->jlen += n;
+	if (m->jslot != 0)
+		return 0;
 	if (j->count == j->cap) {
 		size_t cap = j->cap ? j->cap * 2 : 64;
-		int *p = realloc(j->dirty, cap * sizeof *p);
-		if (!p)
+		struct message **o = realloc(j->owed, cap * sizeof *o);
+		if (!o) {
+			m->jlen -= n;
+			errno = ENOMEM;
 			return -1;
-		j->dirty = p;
+		}
+		j->owed = o;
 		j->cap = cap;
 	}
-	j->dirty[j->count++] = fd;
+	j->dir_fd = dir_fd;
+	j->owed[j->count++] = m;
+	m->jslot = j->count;
 	return 0;
 }
 
@@ -107,20 +142,25 @@ journal_open(int dir_fd, struct message *m)
 		return -1;
 	}
 	m->journal_fd = fd;
+	m->jfile = true;
 	return 0;
 }
 
-/* Appends one line to m's journal, opening it on first use. A short
- * write is cut off again, so the next line starts clean. */
+/* Writes m's queued lines with one write(), opening the journal on first
+ * use. A short write is cut off again, so the next line starts clean;
+ * the lines are dropped either way (a failure is reported once). */
 static int
-journal_write(struct journal *j, int dir_fd, struct message *m,
-	      const char *line, size_t n)
+journal_put(int dir_fd, struct message *m)
 {
+	size_t n = m->jlen;
+	m->jlen = 0;
+	if (n == 0)
+		return 0;
 	if (m->journal_fd < 0 && journal_open(dir_fd, m) != 0)
 		return -1;
 	ssize_t w;
 	do
-		w = write(m->journal_fd, line, n);
+		w = write(m->journal_fd, m->jbuf, n);
 	while (w < 0 && errno == EINTR);
 	if (w != (ssize_t)n) {
 		int e = w < 0 ? errno : ENOSPC; /* a short write: disk full */
@@ -130,13 +170,17 @@ journal_write(struct journal *j, int dir_fd, struct message *m,
 		errno = e;
 		return -1;
 	}
-	return journal_mark_dirty(j, m->journal_fd);
+	return 0;
 }
 
 int
 journal_mark_bounced(struct journal *j, int dir_fd, struct message *m)
 {
-	return journal_write(j, dir_fd, m, "bounce\n", 7);
+	/* Written now, not at the pass end: a kill in between must not
+	 * make a second bounce (the flush still waits for the pass end). */
+	if (journal_queue(j, dir_fd, m, "bounce\n", 7) != 0)
+		return -1;
+	return journal_put(dir_fd, m);
 }
 
 int
@@ -146,7 +190,7 @@ journal_mark_retry(struct journal *j, int dir_fd, struct message *m,
 	char line[64];
 	int n = snprintf(line, sizeof line, "retry %u %lld\n", attempts,
 			 (long long)(next_try_ms > 0 ? next_try_ms : 0));
-	return journal_write(j, dir_fd, m, line, (size_t)n);
+	return journal_queue(j, dir_fd, m, line, (size_t)n);
 }
 
 /*
@@ -192,7 +236,7 @@ journal_append(struct journal *j, int dir_fd, struct message *m, size_t i,
 		return 0;
 	if (st == RCPT_SENT) {
 		int n = snprintf(line, sizeof line, "%zu S\n", i);
-		return journal_write(j, dir_fd, m, line, (size_t)n);
+		return journal_queue(j, dir_fd, m, line, (size_t)n);
 	}
 	journal_clean(dsnb, sizeof dsnb, dsn ? dsn : "", true);
 	journal_clean(mxb, sizeof mxb, mx ? mx : "", true);
@@ -207,7 +251,7 @@ journal_append(struct journal *j, int dir_fd, struct message *m, size_t i,
 		n += 1 + r;
 	}
 	line[n++] = '\n';
-	return journal_write(j, dir_fd, m, line, n);
+	return journal_queue(j, dir_fd, m, line, n);
 }
 
 bool
@@ -217,12 +261,30 @@ journal_pending(const struct journal *j)
 }
 
 int
-journal_sync(struct journal *j)
+journal_sync(struct journal *j, journal_fail_fn *fail, void *arg)
 {
 	int err = 0;
-	for (size_t k = 0; k < j->count; k++)
-		if (fdatasync(j->dirty[k]) != 0 && !err)
+	size_t synced = 0;
+
+	/* all writes first, then the flushes: the disk sees them together */
+	for (size_t k = 0; k < j->count; k++) {
+		struct message *m = j->owed[k];
+		if (journal_put(j->dir_fd, m) == 0) {
+			j->owed[synced++] = m;
+			continue;
+		}
+		if (!err)
 			err = errno;
+		if (fail)
+			fail(arg, m, errno);
+		m->jslot = 0;
+	}
+	for (size_t k = 0; k < synced; k++) {
+		struct message *m = j->owed[k];
+		if (fdatasync(m->journal_fd) != 0 && !err)
+			err = errno;
+		m->jslot = 0;
+	}
 	j->count = 0;
 	if (err) {
 		errno = err;
@@ -231,29 +293,17 @@ journal_sync(struct journal *j)
 	return 0;
 }
 
-/* Drops m's journal from the dirty set (flushing it first when sync)
- * and closes it. */
-static void
-journal_forget(struct journal *j, struct message *m, bool sync)
-{
-	if (m->journal_fd < 0)
-		return;
-	for (size_t k = 0; j && k < j->count; k++) {
-		if (j->dirty[k] == m->journal_fd) {
-			if (sync)
-				(void)fdatasync(m->journal_fd);
-			j->dirty[k] = j->dirty[--j->count];
-			break;
-		}
-	}
-	close(m->journal_fd);
-	m->journal_fd = -1;
-}
-
 void
 journal_close(struct journal *j, struct message *m)
 {
-	journal_forget(j, m, true); /* its data must still reach the disk */
+	/* its lines must still reach the disk */
+	if (m->jslot != 0 && journal_put(j->dir_fd, m) == 0)
+		(void)fdatasync(m->journal_fd);
+	journal_unowe(j, m);
+	m->jlen = 0;
+	if (m->journal_fd >= 0)
+		close(m->journal_fd);
+	m->journal_fd = -1;
 }
 
 /* What replay gathers besides the recipients' states. */
@@ -414,8 +464,11 @@ journal_replay(int dir_fd, struct message *m, bool show_deferred)
 
 	journal_path(path, sizeof path, m->name);
 	int fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	m->jfile = true; /* there is one, even if it cannot be read */
 	if (fd < 0)
-		return errno == ENOENT ? 0 : -1;
+		return -1;
 	/* per-recipient deferrals give the attempts made so far when there
 	 * is no retry line (NULL when out of memory: the count then starts
 	 * again, nothing else changes) */
@@ -446,7 +499,15 @@ int
 journal_remove(struct journal *j, int dir_fd, struct message *m)
 {
 	char path[JOURNAL_NAME_MAX];
-	journal_forget(j, m, false); /* about to go: no flush for it */
+	/* about to go: its queued lines are not needed, nor a flush */
+	journal_unowe(j, m);
+	m->jlen = 0;
+	if (m->journal_fd >= 0)
+		close(m->journal_fd);
+	m->journal_fd = -1;
+	if (!m->jfile)
+		return 0; /* none was ever made: nothing to unlink */
+	m->jfile = false;
 	journal_path(path, sizeof path, m->name);
 	if (unlinkat(dir_fd, path, 0) != 0 && errno != ENOENT)
 		return -1;

@@ -2,9 +2,15 @@
  * journal: the per-recipient outcomes of a claimed message, appended to
  * "<instance folder>/.<name>.journal" (hidden, so scan never claims it).
  *
- * One line per event, written with one write() as it happens, so a
- * killed sender never forgets a delivery it saw; the data is flushed
- * once per loop pass for every journal written in it (group commit):
+ * One line per event. Lines wait in memory until the loop pass ends;
+ * then every message with lines gets them in one write() and one flush
+ * (group commit), before any session starts its next transaction. A
+ * message whose last recipient became final in the same pass is retired
+ * instead, and that rename (synced at the same point) is its record:
+ * it never gets a journal, so a clean delivery creates no file (no inode
+ * to allocate, which is slow on ext4 without a journal shortly after many
+ * deletions). A kill before the pass end forgets that pass's outcomes:
+ * those messages go again, the duplicates RFC 5321 6.1 accepts.
  *
  *   <idx> S                          recipient idx was delivered
  *   <idx> B <dsn> <mx|-> <reply>     it failed for good
@@ -33,17 +39,18 @@
 /* Longest line, LF included; replay ignores a longer one. */
 #define JOURNAL_LINE_MAX 600
 
-/* Journals written since the last journal_sync(). */
+/* Messages with lines not written yet (each knows its slot). */
 struct journal {
-	int *dirty;
+	struct message **owed;
 	size_t count;
 	size_t cap;
+	int dir_fd; /* the instance folder the owed journals live in */
 };
 
 void journal_init(struct journal *);
 void journal_fini(struct journal *);
 
-/* Appends recipient i's outcome; opens the journal on first use. dsn,
+/* Queues recipient i's outcome for the next journal_sync(). dsn,
  * mx (the host tried, "" when none) and reply say why, for a bounce or
  * `sender queue` after a restart (ignored for RCPT_SENT). */
 int journal_append(struct journal *, int dir_fd, struct message *, size_t i,
@@ -56,12 +63,16 @@ int journal_mark_bounced(struct journal *, int dir_fd, struct message *);
  * (wall-clock ms), so a restart keeps the wait. */
 int journal_mark_retry(struct journal *, int dir_fd, struct message *,
 		       unsigned attempts, int64_t next_try_ms);
-/* True when something was written since the last journal_sync(). */
+/* True when lines wait for journal_sync(). */
 bool journal_pending(const struct journal *);
-/* Flushes every journal written since the last call. Returns 0, or -1
- * with errno from the first failure (every journal is still tried). */
-int journal_sync(struct journal *);
-/* Closes m's journal (dropping it from the dirty set). */
+/* Called for a message whose lines could not be written (they are
+ * dropped; the message itself stays queued). */
+typedef void journal_fail_fn(void *arg, struct message *, int err);
+/* Writes the waiting lines of every message (one write() each, opening
+ * the journal on first use), then flushes them. Returns 0, or -1 with
+ * errno from the first failure (every journal is still tried). */
+int journal_sync(struct journal *, journal_fail_fn *, void *arg);
+/* Writes and flushes m's waiting lines, then closes its journal. */
 void journal_close(struct journal *, struct message *);
 /*
  * Applies an existing journal to a freshly loaded message: recipients
@@ -77,9 +88,9 @@ void journal_close(struct journal *, struct message *);
  * became final, 0 when there is no journal, -1 on a read error.
  */
 int journal_replay(int dir_fd, struct message *, bool show_deferred);
-/* Closes and removes the journal of a retired message, without the
- * flush journal_close() would do (missing is fine; the set may be NULL
- * when the journal was never written in this run). */
+/* Closes and removes the journal of a retired message, dropping its
+ * waiting lines (missing is fine, and none is looked for when none was
+ * made or replayed; the set may be NULL when nothing was queued). */
 int journal_remove(struct journal *, int dir_fd, struct message *);
 
 /*

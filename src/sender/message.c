@@ -216,6 +216,7 @@ message_free(struct message *m)
 		return;
 	if (m->journal_fd >= 0)
 		close(m->journal_fd); /* journal_close() normally did */
+	free(m->jbuf);
 	for (size_t i = 0; i < m->env.nrcpt; i++) {
 		free(m->why ? m->why[i] : NULL);
 		free(m->mx ? m->mx[i] : NULL);

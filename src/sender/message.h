@@ -33,13 +33,18 @@ struct message {
 	unsigned jobs;		/* queue entries that still refer to it */
 	uint64_t size;		/* file size in bytes */
 	int64_t queued_ms;	/* wall clock: when smtpd accepted it (mtime) */
-	int journal_fd;		/* journal.c's, -1 until the first outcome */
-	char **why;		/* per recipient "dsn reply" of a failure, or
-				   NULL (allocated on the first failure) */
-	char **mx;		/* per recipient MX host of its last attempt,
-				   as the journal recorded it, or NULL
-				   (allocated on the first one) */
-	bool bounced;		/* the bounce for it has been written */
+	int journal_fd;		/* journal.c's, -1 until lines are written */
+	char *jbuf;		/* journal.c's: lines not written yet */
+	size_t jlen;
+	size_t jcap;
+	size_t jslot; /* journal.c's: 1 + index in its owed list, or 0 */
+	bool jfile;   /* a journal file may exist (made or replayed) */
+	char **why;   /* per recipient "dsn reply" of a failure, or
+			 NULL (allocated on the first failure) */
+	char **mx;    /* per recipient MX host of its last attempt,
+			 as the journal recorded it, or NULL
+			 (allocated on the first one) */
+	bool bounced; /* the bounce for it has been written */
 	/* Waiting to retry deferred recipients (retry.c's): */
 	unsigned attempts;   /* delivery attempts that ended deferred */
 	int64_t next_try_ms; /* wall clock of the next try, 0: unknown */

@@ -364,13 +364,27 @@ sender_txn_may_start(struct sender *snd, struct mxq *q)
 	return false;
 }
 
-/* Makes every outcome and retirement so far durable: one flush of every
- * journal written since the last call, then one sync of cur/ and the
- * instance folder for every message retired since. */
+static void
+sender_journal_failed(void *arg, struct message *m, int err)
+{
+	struct sender *snd = arg;
+	struct log_line *l =
+	    log_begin(snd->log, LOG_ERROR, "journal.write_failed");
+	log_str(l, "queue_id", m->queue_id);
+	log_str(l, "error", strerror(err));
+	log_end(l);
+	snd->journal_failures++;
+}
+
+/* Makes every outcome and retirement so far durable: the waiting journal
+ * lines written and flushed, then one sync of cur/ and the instance
+ * folder for every message retired since. */
 static void
 sender_flush(struct sender *snd)
 {
-	if (journal_sync(&snd->journal) != 0) {
+	unsigned before = snd->journal_failures;
+	if (journal_sync(&snd->journal, sender_journal_failed, snd) != 0 &&
+	    snd->journal_failures == before) { /* a flush, not a write */
 		struct log_line *l =
 		    log_begin(snd->log, LOG_ERROR, "journal.sync_failed");
 		log_str(l, "error", strerror(errno));

@@ -66,7 +66,7 @@ test_append_sync_replay(int dir)
 	CHECK_INT(journal_mark_retry(&j, dir, m, 1, 1700000300000), 0);
 	CHECK_INT(journal_mark_bounced(&j, dir, m), 0);
 	CHECK_INT(j.count, 1); /* one journal, written five times */
-	CHECK_INT(journal_sync(&j), 0);
+	CHECK_INT(journal_sync(&j, NULL, NULL), 0);
 	CHECK_INT(j.count, 0);
 	read_file(dir, ".1.M1P1Q1.host.journal", buf, sizeof buf);
 	CHECK_STR(buf, "2 S\n"
@@ -350,6 +350,7 @@ test_short_write_cut(int dir)
 	journal_init(&j);
 	struct message *m = fake_message("s", 2);
 	CHECK_INT(journal_append(&j, dir, m, 0, RCPT_SENT, "2.0.0", "", ""), 0);
+	CHECK_INT(journal_sync(&j, NULL, NULL), 0);
 	CHECK_INT(getrlimit(RLIMIT_FSIZE, &old), 0);
 	lim = old;
 	lim.rlim_cur = 10; /* "0 S\n" is 4 bytes: 6 more fit */
@@ -358,7 +359,8 @@ test_short_write_cut(int dir)
 	errno = 0;
 	CHECK_INT(journal_append(&j, dir, m, 1, RCPT_DEFERRED, "4.2.1",
 				 "mx1.test", "451 try later"),
-		  -1);
+		  0);
+	CHECK_INT(journal_sync(&j, NULL, NULL), -1);
 	CHECK_INT(errno, ENOSPC);
 	CHECK_INT(setrlimit(RLIMIT_FSIZE, &old), 0);
 	signal(SIGXFSZ, SIG_DFL);
@@ -380,17 +382,85 @@ test_close_drops_dirty(int dir)
 	CHECK_INT(journal_append(&j, dir, a, 0, RCPT_SENT, "2.0.0", "", ""), 0);
 	CHECK_INT(journal_append(&j, dir, b, 0, RCPT_SENT, "2.0.0", "", ""), 0);
 	CHECK_INT(j.count, 2);
-	journal_close(&j, a); /* flushed and forgotten: no stale fd later */
+	journal_close(&j, a); /* written, flushed and forgotten */
 	CHECK_INT(j.count, 1);
-	CHECK_INT(j.dirty[0], b->journal_fd);
-	/* a retired message's journal leaves the set unflushed, and goes */
+	CHECK(j.owed[0] == b);
+	CHECK_INT(a->journal_fd, -1);
+	CHECK(faccessat(dir, ".a.journal", F_OK, 0) == 0);
+	/* a retired message's lines are dropped: no file is ever made */
 	CHECK_INT(journal_remove(&j, dir, b), 0);
 	CHECK_INT(j.count, 0);
 	CHECK_INT(b->journal_fd, -1);
 	CHECK(faccessat(dir, ".b.journal", F_OK, 0) != 0);
+	CHECK_INT(journal_sync(&j, NULL, NULL), 0);
+	CHECK(faccessat(dir, ".b.journal", F_OK, 0) != 0);
 	CHECK_INT(journal_remove(&j, dir, a), 0);
+	CHECK(faccessat(dir, ".a.journal", F_OK, 0) != 0);
 	message_free(a);
 	message_free(b);
+	journal_fini(&j);
+}
+
+/* Lines wait in memory until journal_sync(); the bounce mark does not. */
+static void
+test_lines_wait_for_sync(int dir)
+{
+	struct journal j;
+	char buf[64];
+	journal_init(&j);
+	struct message *m = fake_message("w", 2);
+	CHECK_INT(journal_append(&j, dir, m, 0, RCPT_SENT, "2.0.0", "", ""), 0);
+	CHECK_INT(journal_append(&j, dir, m, 1, RCPT_FAILED, "5.1.1", "", ""),
+		  0);
+	CHECK(journal_pending(&j));
+	CHECK(faccessat(dir, ".w.journal", F_OK, 0) != 0); /* not yet */
+	CHECK_INT(journal_mark_bounced(&j, dir, m), 0);
+	read_file(dir, ".w.journal", buf, sizeof buf);
+	CHECK_STR(buf, "0 S\n1 B 5.1.1 -\nbounce\n");
+	CHECK(journal_pending(&j)); /* written, not flushed */
+	CHECK_INT(journal_sync(&j, NULL, NULL), 0);
+	CHECK(!journal_pending(&j));
+	CHECK_INT(journal_append(&j, dir, m, 0, RCPT_SENT, "2.0.0", "", ""), 0);
+	CHECK_INT(journal_sync(&j, NULL, NULL), 0);
+	read_file(dir, ".w.journal", buf, sizeof buf);
+	CHECK_STR(buf, "0 S\n1 B 5.1.1 -\nbounce\n0 S\n");
+	CHECK_INT(journal_remove(&j, dir, m), 0);
+	message_free(m);
+	journal_fini(&j);
+}
+
+static void
+test_fail_counter(void *arg, struct message *m, int err)
+{
+	int *calls = arg;
+	CHECK_STR(m->name, "x");
+	CHECK_INT(err, EBADF);
+	(*calls)++;
+}
+
+/* A journal that cannot be written is reported per message, its lines
+ * dropped, and the others still written. */
+static void
+test_sync_reports_failures(int dir)
+{
+	struct journal j;
+	int calls = 0;
+	journal_init(&j);
+	struct message *x = fake_message("x", 1), *y = fake_message("y", 1);
+	CHECK_INT(journal_append(&j, -1, x, 0, RCPT_SENT, "", "", ""), 0);
+	CHECK_INT(journal_sync(&j, test_fail_counter, &calls), -1);
+	CHECK_INT(errno, EBADF);
+	CHECK_INT(calls, 1);
+	CHECK(!journal_pending(&j));
+	CHECK_INT(x->jlen, 0);
+	CHECK_INT(journal_append(&j, dir, y, 0, RCPT_SENT, "", "", ""), 0);
+	CHECK_INT(journal_sync(&j, test_fail_counter, &calls), 0);
+	CHECK_INT(calls, 1);
+	CHECK(faccessat(dir, ".y.journal", F_OK, 0) == 0);
+	CHECK_INT(journal_remove(&j, dir, y), 0);
+	CHECK_INT(journal_remove(&j, dir, x), 0);
+	message_free(x);
+	message_free(y);
 	journal_fini(&j);
 }
 
@@ -410,6 +480,8 @@ main(void)
 	test_append_after_torn_tail(dir);
 	test_short_write_cut(dir);
 	test_close_drops_dirty(dir);
+	test_lines_wait_for_sync(dir);
+	test_sync_reports_failures(dir);
 	close(dir);
 	CHECK_INT(rmdir(path), 0); /* everything was removed */
 	return test_summary();

@@ -47,9 +47,13 @@ def drop_many(s, n):
 def test_killed_sender_folder_adopted_nothing_lost(sender, mx):
     mx.max_simultaneous = 3
     sinks = [mx.sink(h) for h in ("mx1.test", "mx2.test", "mx3.test")]
-    senders = {name: sender(instance=name, orphan_after="2s")
+    senders = {name: sender(instance=name, orphan_after="2s", start=False)
                for name in ("a", "b", "c")}
+    # All queued first: a sender that keeps up with the drops never
+    # holds the backlog this test needs to kill one mid-run.
     qids = drop_many(senders["a"], 3000)
+    for s in senders.values():
+        s.start()
 
     # Kill one that has delivered some and still holds claimed mail.
     def victim():
