@@ -1,8 +1,9 @@
 /*
  * health: `smtpd health`, a self-check for container HEALTHCHECKs in an
- * image without a shell: connect to the first listen address, expect a
- * 220 greeting, say QUIT. Runs in its own short-lived process, so plain
- * blocking calls with timeouts are fine here.
+ * image without a shell: connect to the first listen address that is not
+ * implicit TLS (to the first one, through a TLS handshake, when all are),
+ * expect a 220 greeting, say QUIT. Runs in its own short-lived process, so
+ * plain blocking calls with timeouts are fine here.
  */
 #ifndef MTA_HEALTH_H
 #define MTA_HEALTH_H

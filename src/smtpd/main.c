@@ -76,21 +76,17 @@ log_start_line(struct logger *log, const struct smtpd_config *cfg, int cleaned)
 	log_str(l, "version", MTA_VERSION);
 	log_str(l, "hostname", cfg->hostname);
 	log_str(l, "maildir", cfg->maildir);
-	char listen[512] = "";
-	for (size_t i = 0; i < cfg->listen.count; i++) {
-		size_t used = strlen(listen);
-		snprintf(listen + used, sizeof listen - used, "%s%s",
-			 i ? " " : "", cfg->listen.items[i]);
+	/* "0.0.0.0:25 mx/starttls, 0.0.0.0:465 submission/implicit" */
+	char listen[SMTPD_LISTEN_MAX * (NET_ADDR_STR_MAX + 24)] = "";
+	size_t used = 0;
+	for (size_t i = 0; i < cfg->nlisteners && used < sizeof listen; i++) {
+		const struct smtpd_listener *li = &cfg->listeners[i];
+		used += (size_t)snprintf(listen + used, sizeof listen - used,
+					 "%s%s %s/%s", i ? ", " : "",
+					 li->address, smtpd_role_name(li->role),
+					 smtpd_listen_tls_name(li->tls));
 	}
 	log_str(l, "listen", listen);
-	listen[0] = '\0';
-	for (size_t i = 0; i < cfg->tls_implicit_listen.count; i++) {
-		size_t used = strlen(listen);
-		snprintf(listen + used, sizeof listen - used, "%s%s",
-			 i ? " " : "", cfg->tls_implicit_listen.items[i]);
-	}
-	if (listen[0])
-		log_str(l, "listen_tls", listen);
 	log_bool(l, "starttls", smtpd_config_has_tls(cfg));
 	log_uint(l, "max_connections", cfg->max_connections);
 	log_end(l);

@@ -57,10 +57,11 @@ server_refuse(struct server *srv, int fd, bool tls, const struct sockaddr *peer,
 }
 
 static void
-server_admit(struct server *srv, int fd, bool tls, bool submission,
+server_admit(struct server *srv, int fd, const struct smtpd_listener *li,
 	     const struct sockaddr *peer, socklen_t peerlen)
 {
 	const struct smtpd_config *cfg = srv->cfg;
+	bool tls = li->tls == SMTPD_TLS_IMPLICIT;
 
 	if (fd >= FD_SETSIZE) {
 		server_refuse(srv, fd, tls, peer, "4.3.2",
@@ -79,20 +80,21 @@ server_admit(struct server *srv, int fd, bool tls, bool submission,
 			      "max_connections_per_ip");
 		return;
 	}
-	if (!conn_open(srv, fd, peer, peerlen, tls, submission)) {
+	if (!conn_open(srv, fd, peer, peerlen, li)) {
 		server_refuse(srv, fd, tls, peer, "4.3.2",
 			      "Service unavailable", strerror(errno));
 	}
 }
 
-/* The index of listener lfd in listen_fds. */
-static size_t
+/* The listener whose socket is lfd. */
+static const struct smtpd_listener *
 server_listener(const struct server *srv, int lfd)
 {
 	for (size_t i = 0; i < srv->nlisten; i++)
 		if (srv->listen_fds[i] == lfd)
-			return i;
-	return 0; /* cannot happen: only listeners are watched here */
+			return &srv->cfg->listeners[i];
+	/* Cannot happen: only listeners are watched with this callback. */
+	return &srv->cfg->listeners[0];
 }
 
 static void
@@ -101,9 +103,7 @@ server_accept(struct loop *loop, int lfd, unsigned events, void *arg)
 	struct server *srv = arg;
 	(void)loop;
 	(void)events;
-	size_t li = server_listener(srv, lfd);
-	bool tls = srv->listen_tls[li];
-	bool submission = srv->listen_submission[li];
+	const struct smtpd_listener *li = server_listener(srv, lfd);
 
 	for (int i = 0; i < SERVER_ACCEPT_BURST && !srv->accept_paused; i++) {
 		struct sockaddr_storage ss;
@@ -111,8 +111,7 @@ server_accept(struct loop *loop, int lfd, unsigned events, void *arg)
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &len,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
-			server_admit(srv, fd, tls, submission,
-				     (struct sockaddr *)&ss, len);
+			server_admit(srv, fd, li, (struct sockaddr *)&ss, len);
 			continue;
 		}
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -190,50 +189,28 @@ server_close_listeners(struct server *srv)
 	srv->nlisten = 0;
 }
 
+/* One socket per listener, in the order of the listen key. */
 static int
-server_listen_list(struct server *srv, const struct config_list *listen,
-		   bool tls, bool submission, char *err, size_t errlen)
+server_listen_all(struct server *srv, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < listen->count; i++) {
-		struct sockaddr_storage ss;
-		socklen_t len;
-		if (srv->nlisten == SERVER_LISTEN_MAX ||
-		    net_parse_hostport(listen->items[i], &ss, &len) != 0) {
-			snprintf(err, errlen,
-				 "listen: bad or too many "
-				 "addresses at '%s'",
-				 listen->items[i]);
-			return -1;
-		}
-		int fd = net_listen((struct sockaddr *)&ss, len, 1024);
+	const struct smtpd_config *cfg = srv->cfg;
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		const struct smtpd_listener *li = &cfg->listeners[i];
+		int fd = net_listen((const struct sockaddr *)&li->addr,
+				    li->addrlen, 1024);
 		if (fd < 0) {
-			snprintf(err, errlen, "listen %s: %s", listen->items[i],
+			snprintf(err, errlen, "listen %s: %s", li->address,
 				 strerror(errno));
 			return -1;
 		}
-		srv->listen_tls[srv->nlisten] = tls;
-		srv->listen_submission[srv->nlisten] = submission;
 		srv->listen_fds[srv->nlisten++] = fd;
 		if (loop_watch(srv->loop, fd, LOOP_READ, server_accept, srv)) {
-			snprintf(err, errlen, "listen %s: %s", listen->items[i],
+			snprintf(err, errlen, "listen %s: %s", li->address,
 				 strerror(errno));
 			return -1;
 		}
 	}
 	return 0;
-}
-
-static int
-server_listen_all(struct server *srv, char *err, size_t errlen)
-{
-	const struct smtpd_config *cfg = srv->cfg;
-	if (server_listen_list(srv, &cfg->listen, false, false, err, errlen) !=
-		0 ||
-	    server_listen_list(srv, &cfg->submission_listen, false, true, err,
-			       errlen) != 0)
-		return -1;
-	return server_listen_list(srv, &cfg->tls_implicit_listen, true, false,
-				  err, errlen);
 }
 
 /* The server context; the config check has loaded these files once. */

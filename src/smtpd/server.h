@@ -13,8 +13,8 @@
 #include "loop.h"
 #include "net.h"
 #include "session.h"
+#include "smtpd_listen.h"
 
-#define SERVER_LISTEN_MAX 16
 #define SERVER_ACCEPT_BURST 64 /* accepts per readiness, for fairness */
 
 struct logger;
@@ -30,10 +30,8 @@ struct server {
 	struct maildir *md;
 	struct session_ctx ctx;
 	struct cidr *relay_nets;
-	int listen_fds[SERVER_LISTEN_MAX];
-	bool listen_tls[SERVER_LISTEN_MAX];	   /* implicit TLS (RFC 8314) */
-	bool listen_submission[SERVER_LISTEN_MAX]; /* RFC 6409: AUTH first */
-	struct tls_ctx *tls;			   /* NULL: no certificate */
+	int listen_fds[SMTPD_LISTEN_MAX]; /* [i] serves cfg->listeners[i] */
+	struct tls_ctx *tls;		  /* NULL: no certificate */
 	size_t nlisten;
 	bool accept_paused;
 	bool draining;
@@ -58,11 +56,10 @@ void server_shutdown(struct server *);
 /* Closes whatever is left (after the loop ended). */
 void server_finish(struct server *);
 
-/* session_io.c: one accepted connection. */
-/* implicit_tls: handshake first, then the greeting (RFC 8314);
- * submission: MAIL only after AUTH (RFC 6409). */
+/* session_io.c: one accepted connection on listener l: on an implicit-TLS
+ * listener the handshake comes first, then the greeting (RFC 8314). */
 struct conn *conn_open(struct server *, int fd, const struct sockaddr *peer,
-		       socklen_t peerlen, bool implicit_tls, bool submission);
+		       socklen_t peerlen, const struct smtpd_listener *l);
 void conn_close(struct conn *, const char *reason);
 /* Counts live connections from the same host as peer. */
 size_t conn_count_host(const struct server *, const struct sockaddr *peer);

@@ -42,6 +42,7 @@ session_new(struct session_ctx *ctx, uint64_t id, const struct sockaddr *peer,
 	s->id = id;
 	s->state = SESSION_INIT;
 	s->file.fd = -1;
+	s->starttls_offered = ctx->tls_available;
 	if (peerlen > sizeof s->peer)
 		peerlen = sizeof s->peer;
 	memcpy(&s->peer, peer, peerlen);
@@ -414,6 +415,14 @@ bool
 session_in_tls(const struct session *s)
 {
 	return s->in_tls;
+}
+
+void
+session_set_listener(struct session *s, const struct smtpd_listener *l)
+{
+	s->submission = l->role == SMTPD_ROLE_SUBMISSION;
+	s->starttls_offered =
+	    s->ctx->tls_available && l->tls == SMTPD_TLS_STARTTLS;
 }
 
 void

@@ -61,6 +61,7 @@ enum session_state { SESSION_STATES(SESSION_ENUM) };
 
 struct logger;
 struct smtpd_config;
+struct smtpd_listener;
 struct session;
 
 /*
@@ -147,8 +148,13 @@ void session_tls_started(struct session *, const struct session_tls *);
 /* True once the session runs inside TLS. */
 bool session_in_tls(const struct session *);
 
-/* A submission listener's session (RFC 6409): MAIL only after AUTH. */
-void session_set_submission(struct session *, bool);
+/*
+ * The listener the session came in on, before any input: on a submission
+ * listener MAIL needs AUTH (RFC 6409); STARTTLS is offered only on a
+ * starttls listener and only with a certificate. Without this call a
+ * session is an MX session offering STARTTLS when ctx->tls_available.
+ */
+void session_set_listener(struct session *, const struct smtpd_listener *);
 /* The authenticated user name, or NULL. */
 const char *session_auth_user(const struct session *);
 

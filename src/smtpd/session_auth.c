@@ -266,12 +266,6 @@ session_auth_command(struct session *s, const char *args, size_t len)
 	session_auth_response(s, ir, irlen);
 }
 
-void
-session_set_submission(struct session *s, bool on)
-{
-	s->submission = on;
-}
-
 const char *
 session_auth_user(const struct session *s)
 {

@@ -66,7 +66,7 @@ cmd_helo_common(struct session *s, const char *args, size_t len, bool esmtp)
 		return;
 	}
 	/* RFC 3207 4.2: no STARTTLS once inside TLS. */
-	bool starttls = s->ctx->tls_available && !s->in_tls;
+	bool starttls = s->starttls_offered && !s->in_tls;
 	session_reply(s, 250, NULL,
 		      "%s\nPIPELINING\nSIZE %llu\n8BITMIME\n%s%s"
 		      "ENHANCEDSTATUSCODES\nSMTPUTF8\nHELP",
@@ -316,7 +316,7 @@ cmd_help(struct session *s, const char *args, size_t len)
 	session_reply(s, 214, "2.0.0",
 		      "Commands: HELO EHLO %s%sMAIL RCPT DATA RSET NOOP VRFY "
 		      "HELP QUIT\nSee RFC 5321",
-		      s->ctx->tls_available && !s->in_tls ? "STARTTLS " : "",
+		      s->starttls_offered && !s->in_tls ? "STARTTLS " : "",
 		      session_auth_offered(s) ? "AUTH " : "");
 }
 
@@ -332,8 +332,12 @@ cmd_quit(struct session *s, const char *args, size_t len)
 }
 
 /*
- * RFC 3207 4. Replies follow Postfix: 554 when TLS is already active
- * (RFC 3207 leaves the code open), 503 inside a mail transaction. The
+ * RFC 3207 4. Replies and their order follow Postfix's starttls_cmd():
+ * 554 when TLS is already active (RFC 3207 leaves the code open, and an
+ * implicit-TLS session is in TLS too), then 502 5.5.1 "command not
+ * implemented" where STARTTLS is not offered (no certificate, or a
+ * listener with tls: none; Postfix's answer when smtpd_use_tls is off or
+ * the EHLO keyword is discarded), 503 inside a mail transaction. The
  * table has already refused arguments with 501.
  */
 static void
@@ -341,13 +345,13 @@ cmd_starttls(struct session *s, const char *args, size_t len)
 {
 	(void)args;
 	(void)len;
-	if (!s->ctx->tls_available) {
-		session_reply(s, 502, "5.5.1",
-			      "Error: command not implemented");
-		return;
-	}
 	if (s->in_tls) {
 		session_reply(s, 554, "5.5.1", "Error: TLS already active");
+		return;
+	}
+	if (!s->starttls_offered) {
+		session_reply(s, 502, "5.5.1",
+			      "Error: command not implemented");
 		return;
 	}
 	if (s->state == SESSION_MAIL_SET || s->state == SESSION_RCPTS_SET) {

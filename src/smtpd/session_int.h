@@ -35,6 +35,7 @@ struct session {
 	bool eof;	/* peer gone while a commit was pending */
 	char helo[SESSION_HELO_MAX + 1];
 	bool in_tls;
+	bool starttls_offered; /* this listener offers STARTTLS */
 	struct session_tls tls;
 
 	/* AUTH (RFC 4954); not reset by RSET or EHLO, only by STARTTLS. */

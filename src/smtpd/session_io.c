@@ -312,8 +312,9 @@ conn_free(void *p)
 
 struct conn *
 conn_open(struct server *srv, int fd, const struct sockaddr *peer,
-	  socklen_t peerlen, bool implicit_tls, bool submission)
+	  socklen_t peerlen, const struct smtpd_listener *li)
 {
+	bool implicit_tls = li->tls == SMTPD_TLS_IMPLICIT;
 	struct conn *c = calloc(1, sizeof *c);
 	if (!c)
 		return NULL;
@@ -328,7 +329,7 @@ conn_open(struct server *srv, int fd, const struct sockaddr *peer,
 		return NULL;
 	}
 	session_set_owner(c->s, c);
-	session_set_submission(c->s, submission);
+	session_set_listener(c->s, li);
 	c->next = srv->conns;
 	if (srv->conns)
 		srv->conns->prev = c;
@@ -341,10 +342,9 @@ conn_open(struct server *srv, int fd, const struct sockaddr *peer,
 	struct log_line *l = log_begin(srv->log, LOG_INFO, "conn.open");
 	log_uint(l, "conn", session_id(c->s));
 	log_str(l, "client", addr);
-	if (implicit_tls)
-		log_bool(l, "tls", true);
-	if (submission)
-		log_bool(l, "submission", true);
+	log_str(l, "listener", li->address);
+	log_str(l, "role", smtpd_role_name(li->role));
+	log_str(l, "tls", smtpd_listen_tls_name(li->tls));
 	log_end(l);
 	if (implicit_tls)
 		conn_start_tls(c); /* RFC 8314 3.3: TLS before the greeting */

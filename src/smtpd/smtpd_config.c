@@ -1,6 +1,7 @@
 /*
  * smtpd_config: the key table over struct smtpd_config and the checks that
- * a single key's type cannot express (CIDR syntax, listen addresses).
+ * a single key's type cannot express (CIDR syntax, the TLS and users
+ * files; the listeners are checked in smtpd_listen.c).
  */
 #include "smtpd_config.h"
 
@@ -28,20 +29,6 @@
 	}
 
 static int
-check_hostport(const char *v, char *msg, size_t cap)
-{
-	struct sockaddr_storage ss;
-	socklen_t len;
-	if (net_parse_hostport(v, &ss, &len) == 0)
-		return 0;
-	snprintf(msg, cap,
-		 "'%s' is not addr:port (e.g. 0.0.0.0:2525 or "
-		 "[::1]:2525)",
-		 v);
-	return -1;
-}
-
-static int
 check_cidr(const char *v, char *msg, size_t cap)
 {
 	struct cidr net;
@@ -61,7 +48,8 @@ static const char *const level_names[] = {"debug", "info", "warn", "error",
 #define DAY_MS (24ULL * 3600 * 1000)
 
 static const struct config_key smtpd_keys[] = {
-    KEY_CHECKED("listen", CONFIG_LIST, listen, check_hostport),
+    {"listen", CONFIG_TABLE, offsetof(struct smtpd_config, listen), 0, 0, NULL,
+     NULL, smtpd_listen_fields},
     KEY_CHECKED("hostname", CONFIG_STRING, hostname, config_check_nonempty),
     KEY_CHECKED("maildir", CONFIG_STRING, maildir, config_check_nonempty),
     KEY("max_message_size", CONFIG_SIZE, max_message_size, 1024, 1ULL << 40,
@@ -83,10 +71,6 @@ static const struct config_key smtpd_keys[] = {
 	NULL),
     KEY("tls.cert", CONFIG_STRING, tls_cert, 0, 0, NULL),
     KEY("tls.key", CONFIG_STRING, tls_key, 0, 0, NULL),
-    KEY_CHECKED("tls.implicit_listen", CONFIG_LIST, tls_implicit_listen,
-		check_hostport),
-    KEY_CHECKED("submission_listen", CONFIG_LIST, submission_listen,
-		check_hostport),
     KEY("auth.users_file", CONFIG_STRING, auth_users_file, 0, 0, NULL),
     KEY("auth.allow_plaintext", CONFIG_BOOL, auth_allow_plaintext, 0, 0, NULL),
     KEY("auth.max_failures", CONFIG_UINT, auth_max_failures, 1, 1000, NULL),
@@ -101,7 +85,6 @@ static const struct config_key smtpd_keys[] = {
 int
 smtpd_config_defaults(struct smtpd_config *c)
 {
-	static const char *const listen[] = {"0.0.0.0:2525"};
 	static const char *const nets[] = {"127.0.0.0/8", "::1/128"};
 
 	memset(c, 0, sizeof *c);
@@ -122,7 +105,7 @@ smtpd_config_defaults(struct smtpd_config *c)
 	c->auth_failure_delay = 1000;
 	if (!c->hostname || !c->maildir ||
 	    push_config_defaults(&c->push, "smtpd") != 0 ||
-	    config_list_set(&c->listen, listen, 1) != 0 ||
+	    smtpd_listen_defaults(c) != 0 ||
 	    config_list_set(&c->relay_networks, nets, 2) != 0)
 		return -1;
 	return 0;
@@ -140,19 +123,12 @@ smtpd_config_has_auth(const struct smtpd_config *c)
 	return c->auth_users_file && c->auth_users_file[0];
 }
 
-/* The users file parses; a submission listener needs it. */
+/* The users file parses. */
 static int
-check_auth(struct smtpd_config *c, const char *where, char *err, size_t errlen)
+check_auth(struct smtpd_config *c, char *err, size_t errlen)
 {
-	if (!smtpd_config_has_auth(c)) {
-		if (c->submission_listen.count > 0) {
-			snprintf(err, errlen,
-				 "%s: submission_listen needs auth.users_file",
-				 where);
-			return -1;
-		}
+	if (!smtpd_config_has_auth(c))
 		return 0;
-	}
 	return auth_users_load(&c->users, c->auth_users_file, err, errlen);
 }
 
@@ -165,10 +141,9 @@ check_tls(const struct smtpd_config *c, const char *where, char *err,
 	bool has_key = c->tls_key && c->tls_key[0];
 
 	if (!smtpd_config_has_tls(c)) {
-		if (has_key || c->tls_implicit_listen.count > 0) {
-			snprintf(err, errlen, "%s: tls: %s needs tls.cert",
-				 where,
-				 has_key ? "tls.key" : "tls.implicit_listen");
+		if (has_key) {
+			snprintf(err, errlen, "%s: tls: tls.key needs tls.cert",
+				 where);
 			return -1;
 		}
 		return 0;
@@ -183,25 +158,40 @@ check_tls(const struct smtpd_config *c, const char *where, char *err,
 	return 0;
 }
 
-/* Checks what one key's type can't: every list item must parse. */
+/* Checks what one key's type can't: files, and listeners against both. */
 static int
 check_values(struct smtpd_config *c, const char *file, char *err, size_t errlen)
 {
 	const char *where = file ? file : "(defaults)";
 
-	if (c->listen.count == 0) {
-		snprintf(err, errlen, "%s: listen: needs at least one address",
-			 where);
-		return -1;
-	}
-	if (check_tls(c, where, err, errlen) != 0)
-		return -1;
-	if (check_auth(c, where, err, errlen) != 0)
+	if (check_tls(c, where, err, errlen) != 0 ||
+	    check_auth(c, err, errlen) != 0 ||
+	    smtpd_listen_build(c, where, err, errlen) != 0)
 		return -1;
 	/* select() cannot watch fds >= FD_SETSIZE. */
 	if (c->max_connections > FD_SETSIZE - SMTPD_FD_RESERVE)
 		c->max_connections = FD_SETSIZE - SMTPD_FD_RESERVE;
 	return 0;
+}
+
+/* Keys that became fields of a listen entry: say what replaced them. */
+static void
+hint_removed_key(char *err, size_t errlen)
+{
+	static const struct {
+		const char *key, *now;
+	} moved[] = {
+	    {"unknown key 'submission_listen'", "role: submission"},
+	    {"unknown key 'tls.implicit_listen'", "tls: implicit"},
+	};
+	size_t used = strlen(err);
+
+	for (size_t i = 0; i < sizeof moved / sizeof moved[0]; i++)
+		if (strstr(err, moved[i].key) && used < errlen)
+			snprintf(err + used, errlen - used,
+				 " (now an entry of listen: {address: "
+				 "ADDR:PORT, %s})",
+				 moved[i].now);
 }
 
 int
@@ -212,8 +202,10 @@ smtpd_config_load(struct smtpd_config *c, const char *file, char *err,
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (file && config_load(file, smtpd_keys, NKEYS, c, err, errlen) != 0)
+	if (file && config_load(file, smtpd_keys, NKEYS, c, err, errlen) != 0) {
+		hint_removed_key(err, errlen);
 		return -1;
+	}
 	return check_values(c, file, err, errlen);
 }
 

@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "config.h"
 #include "push.h"
+#include "smtpd_listen.h"
 
 #define SMTPD_DEFAULT_CONFIG "/etc/mta/smtpd.yaml"
 /* Descriptors below FD_SETSIZE kept for what is not a session: stdio,
@@ -19,7 +20,10 @@
 #define SMTPD_FD_RESERVE 16
 
 struct smtpd_config {
-	struct config_list listen;
+	struct config_table listen; /* address, role, tls (smtpd_listen.h) */
+	/* From listen, filled by smtpd_config_load(). */
+	struct smtpd_listener listeners[SMTPD_LISTEN_MAX];
+	size_t nlisteners;
 	char *hostname;
 	char *maildir;
 	uint64_t max_message_size;
@@ -34,11 +38,8 @@ struct smtpd_config {
 	uint64_t timeout_command; /* milliseconds */
 	uint64_t timeout_data;
 	uint64_t timeout_shutdown;
-	char *tls_cert; /* PEM chain; NULL or "": no TLS */
-	char *tls_key;	/* PEM key; NULL or "": in tls_cert */
-	struct config_list tls_implicit_listen; /* RFC 8314 listeners */
-	/* RFC 6409 listeners: MAIL only after AUTH. */
-	struct config_list submission_listen;
+	char *tls_cert;		   /* PEM chain; NULL or "": no TLS */
+	char *tls_key;		   /* PEM key; NULL or "": in tls_cert */
 	char *auth_users_file;	   /* NULL or "": no AUTH */
 	bool auth_allow_plaintext; /* offer AUTH outside TLS */
 	uint64_t auth_max_failures;
@@ -57,7 +58,8 @@ bool smtpd_config_has_tls(const struct smtpd_config *);
 int smtpd_config_defaults(struct smtpd_config *);
 /*
  * Defaults, then file (when not NULL), then checks that need more than one
- * key (CIDRs, listen addresses). err gets "FILE:LINE:COL: message".
+ * key (certificate, users file, listeners). err gets "FILE:LINE:COL:
+ * message", or "FILE: key: message" for a check across keys.
  */
 int smtpd_config_load(struct smtpd_config *, const char *file, char *err,
 		      size_t errlen);

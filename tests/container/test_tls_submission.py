@@ -1,12 +1,14 @@
 """docker-compose.tls.yml over the e2e demo: smtpd with a certificate,
 key and users file made by scripts/make-test-certs.sh and bind-mounted
-from the host, STARTTLS, AUTH and the submission port 587 published on a
-free port of 127.0.0.1.
+from the host, STARTTLS, AUTH and the submission ports 587 (STARTTLS)
+and 465 (implicit TLS, RFC 8314), each published on a free port of
+127.0.0.1.
 
-A mail client (smtplib) submits with STARTTLS and a password; the message
-is looked for in the MX container's Maildir volume, where smtpd's
-Received: header must say ESMTPSA and name the TLS version. The images
-are the ones the `images` fixture built; the overlay builds nothing.
+A mail client (smtplib) submits with STARTTLS and a password on 587, and
+once more with SMTP_SSL on 465; each message is looked for in the MX
+container's Maildir volume, where smtpd's Received: header must say
+ESMTPSA and name the TLS version. The images are the ones the `images`
+fixture built; the overlay builds nothing.
 """
 
 import re
@@ -49,14 +51,16 @@ def certs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tls_stack(images, certs):
     d, password = certs
-    sub_port = free_port()
+    sub_port, smtps_port = free_port(), free_port()
     s = Stack(images, files=TLS_FILES, prefix="mtatlstest", env={
         "SMTPD_SUBMISSION_PUBLISH": f"127.0.0.1:{sub_port}",
+        "SMTPD_SUBMISSIONS_PUBLISH": f"127.0.0.1:{smtps_port}",
         "SMTPD_TLS_CERT": str(d / "server.pem"),
         "SMTPD_TLS_KEY": str(d / "server.key"),
         "SMTPD_USERS_FILE": str(d / "users"),
     })
     s.submission_port = sub_port
+    s.submissions_port = smtps_port
     s.password = password
     s.ca = d / "ca.pem"
     try:
@@ -98,11 +102,11 @@ def mx_file_with(stack, mid):
         "2>/dev/null | head -n 1) && [ -n \"$f\" ] && cat \"$f\"; true")
 
 
-def message(mid):
+def message(mid, subject="submitted over STARTTLS"):
     msg = EmailMessage()
     msg["From"] = USER
     msg["To"] = RCPT
-    msg["Subject"] = "submitted over STARTTLS"
+    msg["Subject"] = subject
     msg["Message-ID"] = f"<{mid}>"
     msg.set_content("hello over TLS\n")
     return msg
@@ -131,16 +135,45 @@ def test_submission_starttls_login_reaches_mx_as_esmtpsa(tls_stack):
         assert s.send_message(message(mid), from_addr=USER,
                               to_addrs=[RCPT]) == {}
 
-    text = wait_until(lambda: mx_file_with(tls_stack, mid), 60,
-                      "the message in the MX's Maildir", tls_stack)
+    check_delivered_esmtpsa(tls_stack, mid)
+
+
+def check_delivered_esmtpsa(stack, mid):
+    """The message reached the MX; smtpd's Received: says ESMTPSA and TLS,
+    and its msg.accepted line names the user. Returns smtpd's log."""
+    text = wait_until(lambda: mx_file_with(stack, mid), 60,
+                      "the message in the MX's Maildir", stack)
     received = [h for h in re.findall(r"^Received:.*(?:\n\t.*)*", text,
                                       re.M) if "ESMTPSA" in h]
     assert len(received) == 1, text
     assert re.search(r"\(using TLSv1\.[23] with cipher \S+", received[0]), \
         received[0]
-    [smtpd] = tls_stack.containers("smtpd")
+    [smtpd] = stack.containers("smtpd")
+    logs = stack.logs(smtpd)
     assert re.search(r'"event":"msg\.accepted".*"auth_user":"'
-                     + re.escape(USER) + '"', tls_stack.logs(smtpd))
+                     + re.escape(USER) + '"', logs)
+    return logs
+
+
+def test_implicit_tls_submission_on_465(tls_stack):
+    """Port 465 (RFC 8314): TLS from the first byte, no STARTTLS, MAIL
+    only after AUTH."""
+    mid = f"{uuid.uuid4().hex[:12]}@client.test"
+    with smtplib.SMTP_SSL("127.0.0.1", tls_stack.submissions_port,
+                          timeout=60,
+                          context=client_context(tls_stack)) as s:
+        s.ehlo("client.test")
+        assert not s.has_extn("starttls"), s.esmtp_features
+        assert "PLAIN" in s.esmtp_features.get("auth", "").split()
+        code, reply = s.mail(USER)
+        assert (code, reply) == (530, b"5.7.0 Authentication required")
+        s.rset()
+        s.login(USER, tls_stack.password)
+        assert s.send_message(message(mid, "submitted over port 465"),
+                              from_addr=USER, to_addrs=[RCPT]) == {}
+    logs = check_delivered_esmtpsa(tls_stack, mid)
+    assert re.search(r'"event":"conn\.open".*"listener":"0\.0\.0\.0:465",'
+                     r'"role":"submission","tls":"implicit"', logs), logs
 
 
 def test_mx_port_relays_only_after_auth(tls_stack):

@@ -67,6 +67,14 @@ def _scalar(v, in_flow=False):
     return json.dumps(s)
 
 
+def _flow(v):
+    """A list item: a scalar, or a mapping written as {k: v, ...}."""
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {_scalar(x, True)}"
+                               for k, x in v.items()) + "}"
+    return _scalar(v, True)
+
+
 def to_yaml(d, indent=0):
     out = []
     pad = "  " * indent
@@ -76,7 +84,7 @@ def to_yaml(d, indent=0):
             out.append(to_yaml(v, indent + 1))
         elif isinstance(v, (list, tuple)):
             out.append(f"{pad}{k}: [" +
-                       ", ".join(_scalar(x, True) for x in v) + "]")
+                       ", ".join(_flow(x) for x in v) + "]")
         else:
             out.append(f"{pad}{k}: {_scalar(v)}")
     return "\n".join(x for x in out if x)
@@ -95,6 +103,8 @@ def merge(base, over):
 
 
 def parse_listen(item):
+    if isinstance(item, dict):  # the mapping form of a listen entry
+        item = item["address"]
     m = re.match(r"^\[(.+)\]:(\d+)$", item)
     if m:
         return m.group(1), int(m.group(2)), socket.AF_INET6
@@ -154,13 +164,14 @@ class Smtpd:
         self.killed = False      # SIGKILLed by the test: rc not checked
         self.expect_rc = 0
         self.preexec = None      # run in the child before exec (rlimits)
+        self.wrapper = []        # command run around smtpd (valgrind)
 
     # -- life cycle ------------------------------------------------------------
     def start(self, ready_timeout=15.0):
         with open(self.stdout_path, "wb") as out, \
                 open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
-                [smtpd_bin(), "-c", str(self.config_path)],
+                [*self.wrapper, smtpd_bin(), "-c", str(self.config_path)],
                 stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                 cwd=self.workdir, preexec_fn=self.preexec)
         self.wait_ready(ready_timeout)

@@ -214,7 +214,9 @@ def test_submission_listener_requires_auth(smtpd, pki, users_file):
     # Loopback is a relay network here: on submission it still counts
     # for nothing without AUTH.
     srv = auth_server(smtpd, pki, users_file,
-                      submission_listen=[f"127.0.0.1:{port}"],
+                      listen=[f"127.0.0.1:{free_port()}",
+                              {"address": f"127.0.0.1:{port}",
+                               "role": "submission"}],
                       relay={"networks": ["127.0.0.0/8"],
                              "domains": ["ours.test"]})
     w, _ = tls_ehlo(srv, pki, port)
@@ -231,8 +233,10 @@ def test_submission_listener_requires_auth(smtpd, pki, users_file):
         w.send(make_message("via submission") + b".\r\n")
         w.read_reply().expect(250, "2.0.0")
     check_esmtpsa(srv, "alice", OUTSIDE)
-    opened = srv.find_logs("conn.open", submission=True)
+    opened = srv.find_logs("conn.open", role="submission")
     assert len(opened) == 1, opened
+    assert opened[0]["listener"] == f"127.0.0.1:{port}", opened
+    assert opened[0]["tls"] == "starttls", opened
     # Plaintext on the submission port: no AUTH offered, no mail.
     with Wire("127.0.0.1", port, timeout=10) as p:
         p.read_reply().expect(220)
@@ -310,8 +314,10 @@ def test_missing_users_file_and_lonely_submission_exit_78(tmp_path):
                         auth={"users_file": str(tmp_path / "none")})
     r = run_cli(["-c", str(path), "--check-config"])
     assert r.returncode == EX_CONFIG and "none" in r.stderr, r.stderr
-    path = write_config(tmp_path,
-                        submission_listen=[f"127.0.0.1:{free_port()}"])
+    sub = f"127.0.0.1:{free_port()}"
+    path = write_config(tmp_path, listen=[
+        f"127.0.0.1:{free_port()}", {"address": sub, "role": "submission"}])
     r = run_cli(["-c", str(path), "--check-config"])
     assert r.returncode == EX_CONFIG, r.stderr
-    assert "submission_listen needs auth.users_file" in r.stderr, r.stderr
+    assert r.stderr == (f"{path}: listen: {sub} (entry 2): role submission"
+                        " needs auth.users_file\n"), r.stderr

@@ -14,7 +14,13 @@ from smtp_wire import Wire, make_message, send_mail
 EX_USAGE, EX_CONFIG = 64, 78
 
 FULL_CONFIG = """\
-listen: ["127.0.0.1:2525", "[::1]:2525"]
+listen:
+  - "127.0.0.1:2525"
+  - "[::1]:2525"
+  - {{address: "127.0.0.1:2526", role: mx, tls: none}}
+  - address: "127.0.0.1:2527"
+    role: MX
+    tls: STARTTLS
 hostname: mx.example.test
 maildir: {maildir}
 max_message_size: 35M
@@ -92,6 +98,21 @@ BAD_CONFIGS = [
     ("bad-cidr", 'relay:\n  networks: ["10.0.0.0/33"]\n', 2, {3, 13, 14}),
     ("bad-listen", 'listen: ["nonsense"]\n', 1, {1, 9, 10}),
     ("bad-listen-port", 'listen: ["127.0.0.1:99999"]\n', 1, {1, 9, 10}),
+    # The mapping form of a listen entry: the field's value or name.
+    ("listen-bad-role", 'listen:\n  - {address: "127.0.0.1:25", role: '
+     'relay}\n', 2, {37}),
+    ("listen-bad-tls", 'listen:\n  - address: "127.0.0.1:25"\n'
+     '    tls: starttls\n  - {address: "127.0.0.1:26", tls: always}\n',
+     4, {36}),
+    ("listen-unknown-field", 'listen:\n  - "127.0.0.1:25"\n'
+     '  - {adress: "127.0.0.1:26"}\n', 3, {6}),
+    ("listen-no-address", "listen:\n  - {role: submission}\n", 2, {5}),
+    ("listen-bad-address", 'listen:\n  - {address: "127.0.0.1"}\n', 2,
+     {15}),
+    # Replaced by listen entries: unknown keys now.
+    ("old-submission-listen", 'submission_listen: ["127.0.0.1:587"]\n',
+     1, {1}),
+    ("old-implicit-listen", "tls:\n  implicit_listen: []\n", 2, {3}),
     ("yaml-unterminated", 'hostname: mx\nmaildir: "unterminated\n', None,
      None),
     ("yaml-tab-indent", "timeouts:\n\tcommand: 5s\n", None, None),
@@ -117,6 +138,101 @@ def test_check_config_reports_file_line_col(tmp_path, text, line, cols):
     # The same file refuses to start, with the same exit code.
     r2 = run_cli(["-c", str(cfg)])
     assert r2.returncode == EX_CONFIG, r2
+
+
+# Checks across keys run after the file parsed: they name the file, the
+# key, the address and the entry's number. {users} is a users file.
+A, B = "127.0.0.1:2601", "127.0.0.1:2602"
+LISTEN_ERRORS = [
+    ("submission-without-users-file",
+     [A, {"address": B, "role": "submission"}], {},
+     f"listen: {B} (entry 2): role submission needs auth.users_file"),
+    ("implicit-without-cert", [A, {"address": B, "tls": "implicit"}], {},
+     f"listen: {B} (entry 2): tls implicit needs tls.cert"),
+    ("submission-implicit-without-cert",
+     [{"address": B, "role": "submission", "tls": "implicit"}],
+     {"auth": {"users_file": "{users}"}},
+     f"listen: {B} (entry 1): tls implicit needs tls.cert"),
+    ("submission-plaintext-only",
+     [A, {"address": B, "role": "submission", "tls": "none"}],
+     {"auth": {"users_file": "{users}"}},
+     f"listen: {B} (entry 2): role submission with tls none needs "
+     "auth.allow_plaintext: true (AUTH is offered only inside TLS)"),
+    ("submission-starttls-without-cert",
+     [A, {"address": B, "role": "submission"}],
+     {"auth": {"users_file": "{users}"}},
+     f"listen: {B} (entry 2): role submission needs tls.cert (AUTH is "
+     "offered only inside TLS)"),
+    ("same-address-twice", [A, B, {"address": A, "role": "mx"}], {},
+     f"listen: {A} (entry 3): the same address as entry 1 ({A})"),
+    ("same-address-other-spelling", ["[::1]:2601", "[0:0::1]:2601"], {},
+     "listen: [0:0::1]:2601 (entry 2): the same address as entry 1 "
+     "([::1]:2601)"),
+    ("wildcard-overlap", [A, "0.0.0.0:2601"], {},
+     f"listen: 0.0.0.0:2601 (entry 2): overlaps entry 1 ({A}): a "
+     "wildcard address takes the port on every address"),
+    ("too-many", [f"127.0.0.1:{2601 + i}" for i in range(17)], {},
+     "listen: more than 16 addresses"),
+    ("empty", [], {}, "listen: needs at least one address"),
+]
+
+
+@pytest.mark.parametrize("listen,over,want", [c[1:] for c in LISTEN_ERRORS],
+                         ids=[c[0] for c in LISTEN_ERRORS])
+def test_listen_errors_name_file_and_key(tmp_path, listen, over, want):
+    users = tmp_path / "users"
+    users.write_text("alice:$6$salt$hash\n")
+    text = to_yaml({"listen": listen, "maildir": str(tmp_path / "md"),
+                    **over}) + "\n"
+    cfg = write(tmp_path, text.replace("{users}", str(users)))
+    for args in (["--check-config", "-c", str(cfg)], ["-c", str(cfg)]):
+        r = run_cli(args)
+        assert r.returncode == EX_CONFIG, r
+        assert r.stderr == f"{cfg}: {want}\n", r.stderr
+
+
+def test_listen_mixed_forms_accepted(tmp_path):
+    """Both [::]:P and 0.0.0.0:P (IPv6 sockets are V6ONLY); a mapping
+    alone; a submission port over plaintext when allow_plaintext."""
+    users = tmp_path / "users"
+    users.write_text("alice:$6$salt$hash\n")
+    cfg = write(tmp_path, f"""\
+listen:
+  - "0.0.0.0:2601"
+  - "[::]:2601"
+  - {{address: "127.0.0.1:2602", role: submission, tls: none}}
+maildir: {tmp_path}/md
+auth:
+  users_file: {users}
+  allow_plaintext: true
+""")
+    r = run_cli(["--check-config", "-c", str(cfg)])
+    assert (r.returncode, r.stderr) == (0, ""), r
+    cfg = write(tmp_path, 'listen: {address: "127.0.0.1:2601", tls: none}\n'
+                f"maildir: {tmp_path}/md\n")
+    r = run_cli(["--check-config", "-c", str(cfg)])
+    assert (r.returncode, r.stderr) == (0, ""), r
+    # At the limit (one more: LISTEN_ERRORS "too-many").
+    cfg = write(tmp_path, to_yaml({
+        "listen": [f"127.0.0.1:{2601 + i}" for i in range(16)],
+        "maildir": str(tmp_path / "md")}) + "\n")
+    r = run_cli(["--check-config", "-c", str(cfg)])
+    assert (r.returncode, r.stderr) == (0, ""), r
+
+
+def test_removed_listen_keys_say_what_replaced_them(tmp_path):
+    cfg = write(tmp_path, 'submission_listen: ["127.0.0.1:587"]\n')
+    r = run_cli(["--check-config", "-c", str(cfg)])
+    assert r.returncode == EX_CONFIG, r
+    assert r.stderr == (f"{cfg}:1:1: unknown key 'submission_listen' (now "
+                        "an entry of listen: {address: ADDR:PORT, role: "
+                        "submission})\n"), r.stderr
+    cfg = write(tmp_path, 'tls:\n  implicit_listen: ["127.0.0.1:465"]\n')
+    r = run_cli(["--check-config", "-c", str(cfg)])
+    assert r.returncode == EX_CONFIG, r
+    assert r.stderr.endswith(": unknown key 'tls.implicit_listen' (now an "
+                             "entry of listen: {address: ADDR:PORT, tls: "
+                             "implicit})\n"), r.stderr
 
 
 @pytest.mark.parametrize("kind", ["missing", "directory"])

@@ -272,7 +272,9 @@ def test_handshake_timeout_closes_without_plaintext(smtpd, pki):
 def test_implicit_tls_listener(smtpd, pki):
     port = free_port()
     srv = tls_server(smtpd, pki,
-                     tls={"implicit_listen": [f"127.0.0.1:{port}"]})
+                     listen=[f"127.0.0.1:{free_port()}",
+                             {"address": f"127.0.0.1:{port}",
+                              "tls": "implicit"}])
     with smtplib.SMTP_SSL("127.0.0.1", port, "client.test", timeout=15,
                           context=client_ctx(pki)) as c:
         code, _ = c.ehlo()
@@ -282,6 +284,8 @@ def test_implicit_tls_listener(smtpd, pki):
                    make_message("implicit"))
     acc = srv.wait_log("msg.accepted")
     check_tls_received(read_stored(srv.maildir, acc["queue_id"]))
+    opened = srv.wait_log("conn.open", conn=acc["conn"])
+    assert (opened["role"], opened["tls"]) == ("mx", "implicit"), opened
     # A plaintext client on that port learns nothing and is closed.
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(b"EHLO plain.test\r\n")

@@ -166,6 +166,68 @@ test_greeting_and_ehlo(void)
 	fixture_teardown(&f);
 }
 
+/*
+ * The listener decides: STARTTLS offered only on a starttls listener
+ * (502 5.5.1 elsewhere, as Postfix answers an unoffered STARTTLS), MAIL
+ * only after AUTH on a submission listener (RFC 6409 4.3). A session
+ * never told its listener is an MX session offering STARTTLS.
+ */
+static void
+test_listener(void)
+{
+	static const char ehlo_tls[] = "250-mx.test\r\n250-PIPELINING\r\n"
+				       "250-SIZE 2048\r\n250-8BITMIME\r\n"
+				       "250-STARTTLS\r\n"
+				       "250-ENHANCEDSTATUSCODES\r\n"
+				       "250-SMTPUTF8\r\n250 HELP\r\n";
+	static const char no_tls[] =
+	    "502 5.5.1 Error: command not implemented\r\n";
+	static const char go_tls[] = "220 2.0.0 Ready to start TLS\r\n";
+	static const char mail_ok[] = "250 2.1.0 Ok\r\n";
+	static const struct {
+		bool set; /* session_set_listener() called */
+		enum smtpd_role role;
+		enum smtpd_listen_tls tls;
+		const char *ehlo, *mail, *starttls;
+	} cases[] = {
+	    {false, SMTPD_ROLE_MX, SMTPD_TLS_STARTTLS, ehlo_tls, mail_ok,
+	     go_tls},
+	    {true, SMTPD_ROLE_MX, SMTPD_TLS_STARTTLS, ehlo_tls, mail_ok,
+	     go_tls},
+	    {true, SMTPD_ROLE_MX, SMTPD_TLS_NONE, ehlo_reply, mail_ok, no_tls},
+	    {true, SMTPD_ROLE_SUBMISSION, SMTPD_TLS_NONE, ehlo_reply,
+	     "530 5.7.0 Authentication required\r\n", no_tls},
+	    {true, SMTPD_ROLE_SUBMISSION, SMTPD_TLS_STARTTLS, ehlo_tls,
+	     "530 5.7.0 Authentication required\r\n", go_tls},
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct fixture f;
+		fixture_setup(&f, true);
+		/* A certificate is configured: what a session offers is its
+		 * listener's choice. */
+		f.ctx.tls_available = true;
+		session_free(f.s);
+		struct sockaddr_in peer = {.sin_family = AF_INET};
+		peer.sin_addr.s_addr = htonl(0x7f000001);
+		f.s = session_new(&f.ctx, 2, (struct sockaddr *)&peer,
+				  sizeof peer);
+		struct smtpd_listener l = {.address = "127.0.0.1:25",
+					   .role = cases[i].role,
+					   .tls = cases[i].tls};
+		if (cases[i].set)
+			session_set_listener(f.s, &l);
+		take_output(f.s);
+		EXPECT(&f, "EHLO c\r\n", cases[i].ehlo);
+		EXPECT(&f, "MAIL FROM:<a@b.test>\r\n", cases[i].mail);
+		EXPECT(&f, "RSET\r\n", "250 2.0.0 Ok\r\n");
+		EXPECT(&f, "STARTTLS\r\n", cases[i].starttls);
+		CHECK_INT(session_starting_tls(f.s),
+			  cases[i].starttls == go_tls);
+		fixture_teardown(&f);
+	}
+}
+
 static void
 test_sequence_errors(void)
 {
@@ -407,6 +469,7 @@ main(void)
 {
 	test_free_while_delivering();
 	test_greeting_and_ehlo();
+	test_listener();
 	test_sequence_errors();
 	test_message_stored();
 	test_pipelining_one_segment();
