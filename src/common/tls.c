@@ -168,8 +168,18 @@ tls_ctx_client(char *err, size_t errlen)
 	return tls_ctx_wrap(ssl, false, err, errlen);
 }
 
-struct tls_ctx *
-tls_ctx_client_verify(const char *ca_file, char *err, size_t errlen)
+/* Lets the handshake go on past a failed certificate check; the
+ * result stays in SSL_get_verify_result() for tls_verified(). */
+static int
+tls_verify_go_on(int ok, X509_STORE_CTX *store)
+{
+	(void)ok;
+	(void)store;
+	return 1;
+}
+
+static struct tls_ctx *
+tls_ctx_client_ca(const char *ca_file, bool hard, char *err, size_t errlen)
 {
 	char why[TLS_ERR_MAX];
 
@@ -186,8 +196,21 @@ tls_ctx_client_verify(const char *ca_file, char *err, size_t errlen)
 		SSL_CTX_free(ssl);
 		return NULL;
 	}
-	SSL_CTX_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_verify(ssl, SSL_VERIFY_PEER,
+			   hard ? NULL : tls_verify_go_on);
 	return tls_ctx_wrap(ssl, false, err, errlen);
+}
+
+struct tls_ctx *
+tls_ctx_client_verify(const char *ca_file, char *err, size_t errlen)
+{
+	return tls_ctx_client_ca(ca_file, true, err, errlen);
+}
+
+struct tls_ctx *
+tls_ctx_client_check(const char *ca_file, char *err, size_t errlen)
+{
+	return tls_ctx_client_ca(ca_file, false, err, errlen);
 }
 
 void
@@ -391,6 +414,17 @@ tls_verified(const struct tls *t)
 	X509_free(peer);
 #endif
 	return SSL_get_verify_result(t->ssl) == X509_V_OK;
+}
+
+const char *
+tls_verify_error(const struct tls *t)
+{
+	if (SSL_get_verify_mode(t->ssl) == SSL_VERIFY_NONE ||
+	    !SSL_is_init_finished(t->ssl) || tls_verified(t))
+		return "";
+	long v = SSL_get_verify_result(t->ssl);
+	return v == X509_V_OK ? "no peer certificate"
+			      : X509_verify_cert_error_string(v);
 }
 
 const char *

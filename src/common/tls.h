@@ -51,6 +51,13 @@ struct tls_ctx *tls_ctx_client(char *err, size_t errlen);
  */
 struct tls_ctx *tls_ctx_client_verify(const char *ca_file, char *err,
 				      size_t errlen);
+/*
+ * As tls_ctx_client_verify(), but a peer that fails the check still
+ * completes the handshake: tls_verified() and tls_verify_error() tell,
+ * so one connection can serve both checked and unchecked needs.
+ */
+struct tls_ctx *tls_ctx_client_check(const char *ca_file, char *err,
+				     size_t errlen);
 void tls_ctx_free(struct tls_ctx *);
 
 /* A connection over a connected non-blocking fd (not owned, not closed).
@@ -89,6 +96,10 @@ int tls_cipher_bits(const struct tls *, int *alg_bits);
 /* After the handshake: true when the peer's certificate chain and name
  * were verified (only with a tls_ctx_client_verify() context). */
 bool tls_verified(const struct tls *);
+/* After the handshake over a checking context: why the peer's
+ * certificate did not verify ("hostname mismatch"); "" when it did or
+ * nothing was checked. */
+const char *tls_verify_error(const struct tls *);
 /* The last error of this connection ("" when none). */
 const char *tls_error(const struct tls *);
 

@@ -140,6 +140,14 @@ client_send_rcpt(struct client *c)
 	return client_send(c, "RCPT TO:<%s>\r\n", to->addr);
 }
 
+static void
+client_quit(struct client *c)
+{
+	client_send(c, "QUIT\r\n");
+	client_enter_state(c, CLIENT_QUIT);
+	client_arm(c, c->snd->cfg->timeout_mail);
+}
+
 /* Starts the next transaction, or lingers, or says goodbye. */
 void
 client_next_job(struct client *c)
@@ -149,9 +157,7 @@ client_next_job(struct client *c)
 	client_enter_state(c, CLIENT_IDLE);
 	if (c->snd->stopping || (cfg->max_messages_per_session &&
 				 c->msgs >= cfg->max_messages_per_session)) {
-		client_send(c, "QUIT\r\n");
-		client_enter_state(c, CLIENT_QUIT);
-		client_arm(c, cfg->timeout_mail);
+		client_quit(c);
 		return;
 	}
 	/* Outcomes of the last transaction are on disk before the next one
@@ -160,6 +166,20 @@ client_next_job(struct client *c)
 		return;
 	struct job *j;
 	while ((j = mxq_pop(c->q)) != NULL) {
+		/* Its TLS level first: nothing of it goes out in a session
+		 * that cannot give it (client_tls.c). */
+		enum client_tls_fit fit = client_tls_fit(c, j);
+		if (fit == CLIENT_TLS_LATER) {
+			/* It and those behind it go in a new session, which
+			 * starts TLS (client_close: the queue is not empty). */
+			mxq_push_front(c->q, j);
+			client_quit(c);
+			return;
+		}
+		if (fit == CLIENT_TLS_SHORT) {
+			client_tls_refuse(c, j);
+			continue;
+		}
 		c->job = j;
 		c->rcpt = calloc(j->n, sizeof *c->rcpt);
 		if (!c->rcpt) {
@@ -241,23 +261,14 @@ client_session_open(struct client *c)
 	client_next_job(c);
 }
 
-/* RFC 3207: STARTTLS once per connection, when offered and allowed. */
-static bool
-client_want_starttls(const struct client *c)
+/* Plaintext with no STARTTLS to try (EHLO did not offer it, or HELO):
+ * said once for the jobs that need TLS. A plaintext retry after a
+ * failed handshake keeps that reason. */
+static void
+client_tls_not_offered(struct client *c)
 {
-	return !c->tls && !c->tls_off && c->tls_mode != SENDER_TLS_NONE &&
-	       c->caps.starttls;
-}
-
-/* The session may carry mail: TLS is up or not required. */
-static bool
-client_tls_ok(struct client *c)
-{
-	if (c->tls || c->tls_mode < SENDER_TLS_ENCRYPT)
-		return true;
-	client_policy_fail(c, "4.7.4",
-			   "TLS is required, but was not offered by the host");
-	return false;
+	if (!c->tls && !c->tls_off && !c->caps.starttls)
+		client_tls_gap(c, CLIENT_TLS_GAP_NOT_OFFERED, "");
 }
 
 static void
@@ -266,12 +277,18 @@ on_ehlo(struct client *c, const struct smtp_reply *r)
 	if (r->code / 100 == 2) {
 		smtp_caps_parse(r, &c->caps);
 		c->pipelining = c->caps.pipelining;
+		if (!c->tls)
+			client_tls_plan(c);
+		/* RFC 3207: STARTTLS once per connection, when offered and
+		 * some queued job wants more than none. */
 		if (client_want_starttls(c)) {
+			c->tls_tried = true;
 			client_send(c, "STARTTLS\r\n");
 			client_enter_state(c, CLIENT_STARTTLS);
 			client_arm(c, c->snd->cfg->timeout_mail);
 			return;
 		}
+		client_tls_not_offered(c);
 		if (client_tls_ok(c))
 			client_session_open(c);
 		return;
@@ -298,12 +315,13 @@ on_helo(struct client *c, const struct smtp_reply *r)
 	}
 	memset(&c->caps, 0, sizeof c->caps);
 	c->pipelining = false;
+	client_tls_not_offered(c);
 	if (client_tls_ok(c))
 		client_session_open(c);
 }
 
 /* RFC 3207 4: 220 starts the handshake; anything else leaves the
- * session in plaintext, which only tls.mode may accepts. */
+ * session in plaintext, for the jobs that accept it (may, none). */
 static void
 on_starttls(struct client *c, const struct smtp_reply *r)
 {
@@ -311,15 +329,11 @@ on_starttls(struct client *c, const struct smtp_reply *r)
 		client_starttls(c);
 		return;
 	}
-	if (c->tls_mode >= SENDER_TLS_ENCRYPT) {
-		char text[SMTP_REPLY_TEXT_MAX + 32],
-		    why[SMTP_REPLY_TEXT_MAX + 64];
-		client_reply_str(r, text, sizeof text);
-		snprintf(why, sizeof why, "STARTTLS refused: %s", text);
-		client_policy_fail(c, "4.7.4", why);
-		return;
-	}
-	client_session_open(c);
+	char text[SMTP_REPLY_TEXT_MAX + 32];
+	client_reply_str(r, text, sizeof text);
+	client_tls_gap(c, CLIENT_TLS_GAP_REFUSED, text);
+	if (client_tls_ok(c))
+		client_session_open(c);
 }
 
 /* RSET after a failed transaction (RFC 5321 4.1.1.5). */

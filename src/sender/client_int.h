@@ -47,6 +47,23 @@
 enum client_state { CLIENT_STATES(CLIENT_ENUM) };
 #undef CLIENT_ENUM
 
+/* Why a session has less TLS than a job may need (client_tls.c). */
+enum client_tls_gap {
+	CLIENT_TLS_GAP_NONE,	    /* nothing known: STARTTLS not tried */
+	CLIENT_TLS_GAP_NOT_OFFERED, /* no STARTTLS in the EHLO reply */
+	CLIENT_TLS_GAP_REFUSED,	    /* STARTTLS answered, not with 220 */
+	CLIENT_TLS_GAP_HANDSHAKE,   /* handshake failed: plaintext retry */
+	CLIENT_TLS_GAP_UNVERIFIED,  /* TLS up, certificate check failed */
+};
+
+/* How a job fits the session's TLS (client_tls_fit). */
+enum client_tls_fit {
+	CLIENT_TLS_FITS,  /* the session gives the job what it needs */
+	CLIENT_TLS_SHORT, /* it cannot: next MX host, or deferred */
+	CLIENT_TLS_LATER, /* the host offers STARTTLS, which this session did
+			     not use: a new session will */
+};
+
 /* Per-recipient result inside one transaction. */
 enum client_rcpt {
 	CLIENT_RCPT_WAIT,     /* no reply yet */
@@ -69,12 +86,16 @@ struct client {
 	struct sockaddr_storage addrs[DNS_ADDR_MAX];
 	size_t naddrs;
 	size_t addr;
-	/* TLS (RFC 3207): negotiated once per connection */
-	unsigned tls_mode; /* enum sender_tls_mode for this session */
-	struct tls *tls;   /* NULL: plaintext; over sender->tls_ctx */
+	/* TLS (RFC 3207): negotiated once per connection, for the strictest
+	 * level of the jobs queued when EHLO is answered (client_tls.c) */
+	unsigned tls_mode; /* enum tls_level the session asked for */
+	struct tls *tls;   /* NULL: plaintext; over one of sender->tls */
 	bool tls_verified; /* peer chain and name checked */
+	bool tls_tried;	   /* STARTTLS sent on this connection */
 	bool tls_off;	   /* plaintext retry after a failed handshake */
-	bool tls_read_wants_write; /* TLS_WANT_WRITE from a read */
+	bool tls_read_wants_write;   /* TLS_WANT_WRITE from a read */
+	enum client_tls_gap tls_gap; /* why the session's TLS falls short */
+	char tls_detail[TLS_ERR_MAX + SMTP_REPLY_TEXT_MAX]; /* its details */
 	unsigned conn_gen;    /* counts dropped sockets: a callback can tell
 				 that its connection is gone */
 	const char *fail_dsn; /* enhanced code of the failure being
@@ -135,12 +156,27 @@ void client_connect(struct client *);
 void client_drop_socket(struct client *);
 
 /* client_tls.c */
+/* EHLO answered in plaintext: the session's level from its queue. */
+void client_tls_plan(struct client *);
+/* True when STARTTLS is to be sent now (offered, wanted, not tried). */
+bool client_want_starttls(const struct client *);
+/* The session could not get (more) TLS: why, for the jobs it fails. */
+void client_tls_gap(struct client *, enum client_tls_gap, const char *detail);
+/*
+ * EHLO done, TLS settled: true when some queued job may use the session;
+ * else the address is given up on (client_policy_fail) and false.
+ */
+bool client_tls_ok(struct client *);
+enum client_tls_fit client_tls_fit(const struct client *, const struct job *);
+/* j needs more TLS than the session has: to its next MX host, or
+ * deferred with 4.7.4 / 4.7.5 and a reply naming its rule and domain. */
+void client_tls_refuse(struct client *, struct job *j);
 /* After 220 to STARTTLS: starts the handshake on the connection. */
 void client_starttls(struct client *);
 /* Drives the handshake one step; when done, EHLO again (RFC 3207 4.2). */
 void client_handshake(struct client *);
-/* The handshake failed: may retries the address in plaintext once;
- * encrypt and verify give the address up (4.7.5). */
+/* The handshake failed: when some queued job accepts plaintext, the
+ * address is tried once more in plaintext; else it is given up (4.7.5). */
 void client_tls_failed(struct client *, const char *what);
 /* Ends TLS on the connection (close_notify, free), if any. */
 void client_tls_drop(struct client *);

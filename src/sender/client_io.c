@@ -192,8 +192,10 @@ client_close(struct client *c, const char *why)
 		client_defer_queue(c, c->last_dsn, why);
 	/* A session that failed before delivering anything: this host is
 	 * no good for now. (A clean QUIT has why == NULL; jobs queued while
-	 * it was closing simply get a new session.) */
-	if (why && !c->progress && !snd->stopping)
+	 * it was closing simply get a new session.) Not so when the last
+	 * address fell short of a TLS level (last_dsn): that was the jobs'
+	 * need, and mail of other domains, at other levels, still goes. */
+	if (why && !c->progress && !snd->stopping && !c->last_dsn)
 		sender_host_failed(snd, c->q, why);
 	if (snd->stopping || (why && !c->progress))
 		sender_failover(snd, c->q, why ? why : "sender shutting down");
@@ -235,6 +237,9 @@ client_connect(struct client *c)
 		((struct sockaddr_in *)ss)->sin_port = htons(c->q->port);
 	net_addr_host((struct sockaddr *)ss, addr, sizeof addr);
 	c->last_dsn = NULL;
+	c->tls_tried = false;
+	if (!c->tls_off) /* a plaintext retry keeps why it is one */
+		client_tls_gap(c, CLIENT_TLS_GAP_NONE, "");
 	snprintf(c->relay, sizeof c->relay, "%.255s[%.63s]:%u", c->q->key, addr,
 		 (unsigned)c->q->port);
 
@@ -499,7 +504,7 @@ client_start(struct sender *snd, struct mxq *q)
 	}
 	c->snd = snd;
 	c->q = q;
-	c->tls_mode = snd->cfg->tls_mode;
+	c->tls_mode = snd->cfg->tls_mode; /* until EHLO: client_tls_plan */
 	c->fd = -1;
 	c->body_fd = -1;
 	loop_timer_init(&c->timer, client_timeout, c);

@@ -28,7 +28,6 @@
 #include "push.h"
 #include "sender_config.h"
 #include "sender_metrics.h"
-#include "tls.h"
 
 #define SENDER_STOP_MS 10000 /* how long in-flight sessions may finish */
 
@@ -277,14 +276,13 @@ run(const struct sender_config *cfg, const char *file)
 	int rc = 1;
 	struct push *push = NULL;
 
-	if (sender_config_tls_ctx(cfg, file, &snd.tls_ctx, err, sizeof err) !=
-	    0) {
+	if (sender_config_tls(cfg, file, &snd.tls, err, sizeof err) != 0) {
 		fprintf(stderr, "sender: %s\n", err);
 		return CLI_EXIT_CONFIG;
 	}
 	if (open_dirs(cfg, &dirs, err, sizeof err) != 0) {
 		fprintf(stderr, "sender: %s\n", err);
-		tls_ctx_free(snd.tls_ctx);
+		sender_tls_free(&snd.tls);
 		return CLI_EXIT_CONFIG;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -384,7 +382,7 @@ out:
 	log_stop(snd.log);
 	loop_free(snd.loop);
 	close_dirs(&dirs);
-	tls_ctx_free(snd.tls_ctx); /* after the sessions' deferred frees */
+	sender_tls_free(&snd.tls); /* after the sessions' deferred frees */
 	return rc;
 }
 
@@ -393,12 +391,12 @@ static int
 check_config(const struct sender_config *cfg, const char *file)
 {
 	char err[CONFIG_ERR_MAX];
-	struct tls_ctx *tls;
-	if (sender_config_tls_ctx(cfg, file, &tls, err, sizeof err) != 0) {
+	struct sender_tls tls;
+	if (sender_config_tls(cfg, file, &tls, err, sizeof err) != 0) {
 		fprintf(stderr, "%s\n", err);
 		return CLI_EXIT_CONFIG;
 	}
-	tls_ctx_free(tls);
+	sender_tls_free(&tls);
 	printf("%s: configuration ok\n", file ? file : "(defaults)");
 	return 0;
 }

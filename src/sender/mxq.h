@@ -37,6 +37,11 @@ struct job {
 	size_t n;
 	struct mx_route *route;
 	size_t hop; /* index in route->hosts of the queue it is on */
+	/* The TLS level its domain needs (enum tls_level, from tls.policy
+	 * or tls.mode), checked against each session before it is sent */
+	unsigned tls;
+	const char *tls_rule; /* the tls.policy name that set it; NULL:
+				 tls.mode (points into the config) */
 	struct job *next;
 };
 

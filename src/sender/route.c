@@ -18,6 +18,7 @@
 #include "mx.h"
 #include "sender.h"
 #include "sender_config.h"
+#include "tls_policy.h"
 
 #define ROUTE_BUCKETS 1024
 #define ROUTE_CACHE_MAX 10000 /* domains kept; expired ones go first */
@@ -129,12 +130,21 @@ route_settle_all(struct sender *snd, struct message *m, const size_t *rcpt,
 		sender_settle(snd, m, rcpt[k], st, dsn, why, "none", mx);
 }
 
-/* Queues the group on its first MX host's queue, at most 100 per job. */
+/*
+ * Queues the group on its first MX host's queue, at most 100 per job.
+ * Each job carries the TLS level tls.policy gives name (the recipient
+ * domain; with a smarthost, its host name: the next hop, as Postfix
+ * keys its policy table).
+ */
 static void
 route_enqueue(struct sender *snd, struct message *m, const size_t *rcpt,
-	      size_t n, const struct mx_host *hosts, size_t nhosts,
-	      uint16_t port)
+	      size_t n, const char *name, const struct mx_host *hosts,
+	      size_t nhosts, uint16_t port)
 {
+	const struct sender_config *cfg = snd->cfg;
+	const char *rule;
+	enum tls_level tls = tls_policy_level(
+	    &cfg->tls_policy, name, (enum tls_level)cfg->tls_mode, &rule);
 	struct mx_route *r = mx_route_new(hosts, nhosts, port);
 	for (size_t off = 0; off < n; off += MXQ_RCPTS_PER_TXN) {
 		size_t len =
@@ -146,6 +156,8 @@ route_enqueue(struct sender *snd, struct message *m, const size_t *rcpt,
 					 "out of memory", hosts[0].name);
 			continue;
 		}
+		j->tls = tls;
+		j->tls_rule = rule;
 		m->jobs++;
 		sender_route_job(snd, j);
 	}
@@ -171,7 +183,7 @@ route_deliver(struct sender *snd, const struct route_entry *e,
 				 "no usable mail host for the domain",
 				 e->domain);
 	else
-		route_enqueue(snd, m, rcpt, n, e->hosts, e->nhosts,
+		route_enqueue(snd, m, rcpt, n, e->domain, e->hosts, e->nhosts,
 			      (uint16_t)snd->cfg->remote_port);
 }
 
@@ -273,7 +285,7 @@ route_smarthost(struct sender *snd, struct message *m, const size_t *rcpt,
 	if (len > MX_HOST_MAX)
 		len = MX_HOST_MAX;
 	memcpy(host.name, sh, len);
-	route_enqueue(snd, m, rcpt, n, &host, 1,
+	route_enqueue(snd, m, rcpt, n, host.name, &host, 1,
 		      (uint16_t)strtoul(colon + 1, NULL, 10));
 }
 

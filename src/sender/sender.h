@@ -15,14 +15,13 @@
 #include "loop.h"
 #include "message.h"
 #include "mxq.h"
+#include "sender_config.h"
 
 struct logger;
 struct maildir;
 struct dns;
 struct scan;
-struct sender_config;
 struct route_cache;
-struct tls_ctx;
 
 enum delivery_status {
 	DELIVERY_SENT,
@@ -36,9 +35,9 @@ struct sender {
 	struct logger *log;
 	struct dns *dns;
 	struct scan *scan;
-	/* the client context of every session's STARTTLS, made once at
-	 * start-up for tls.mode; NULL with none */
-	struct tls_ctx *tls_ctx;
+	/* the client contexts of every session's STARTTLS, made once at
+	 * start-up for tls.mode and tls.policy */
+	struct sender_tls tls;
 	int new_fd;	    /* <maildir>/new */
 	int cur_fd;	    /* <maildir>/cur */
 	int inst_fd;	    /* <spool>/<instance> */

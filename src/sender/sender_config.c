@@ -30,9 +30,6 @@
 
 static const char *const level_names[] = {"debug", "info", "warn", "error",
 					  NULL};
-/* Indexed by enum sender_tls_mode. */
-static const char *const tls_mode_names[] = {"none", "may", "encrypt", "verify",
-					     NULL};
 
 /* "host:port" or "[v6]:port" for the relay; a name is resolved later. */
 static int
@@ -84,7 +81,9 @@ static const struct config_key sender_keys[] = {
     KEY("orphan_after", CONFIG_DURATION, orphan_after, 1000, DAY_MS, NULL),
     KEY("bounce.drop_undeliverable", CONFIG_BOOL, drop_undeliverable_bounces, 0,
 	0, NULL),
-    KEY("tls.mode", CONFIG_ENUM, tls_mode, 0, 0, tls_mode_names),
+    KEY("tls.mode", CONFIG_ENUM, tls_mode, 0, 0, tls_level_names),
+    {"tls.policy", CONFIG_MAP, offsetof(struct sender_config, tls_policy), 0, 0,
+     NULL, NULL, tls_policy_fields},
     KEY_CHECKED("tls.ca_file", CONFIG_STRING, tls_ca_file,
 		config_check_nonempty),
     KEY("log.level", CONFIG_ENUM, log_level, 0, 0, level_names),
@@ -120,7 +119,7 @@ sender_config_defaults(struct sender_config *c)
 	c->retry_max_age = 5 * DAY_MS;
 	c->orphan_after = 60 * SEC;
 	c->log_level = LOG_INFO;
-	c->tls_mode = SENDER_TLS_MAY;
+	c->tls_mode = TLS_LEVEL_MAY;
 	c->tls_ca_file = strdup("/etc/ssl/certs/ca-certificates.crt");
 	if (!c->maildir || !c->spool || !c->instance || !c->hostname ||
 	    !c->smarthost || !c->tls_ca_file ||
@@ -158,23 +157,40 @@ sender_config_load(struct sender_config *c, const char *file, char *err,
 }
 
 int
-sender_config_tls_ctx(const struct sender_config *c, const char *file,
-		      struct tls_ctx **ctx, char *err, size_t errlen)
+sender_config_tls(const struct sender_config *c, const char *file,
+		  struct sender_tls *t, char *err, size_t errlen)
 {
 	char why[CONFIG_ERR_MAX - 64];
+	enum tls_level max = tls_policy_max(&c->tls_policy, c->tls_mode);
 
-	*ctx = NULL;
-	if (c->tls_mode == SENDER_TLS_NONE)
+	memset(t, 0, sizeof *t);
+	if (max == TLS_LEVEL_NONE)
 		return 0;
-	*ctx = c->tls_mode == SENDER_TLS_VERIFY
-		   ? tls_ctx_client_verify(c->tls_ca_file, why, sizeof why)
-		   : tls_ctx_client(why, sizeof why);
-	if (!*ctx) {
-		snprintf(err, errlen, "%s: %s", file ? file : "(defaults)",
-			 why);
-		return -1;
+	if (max < TLS_LEVEL_VERIFY) {
+		t->open = tls_ctx_client(why, sizeof why);
+		if (!t->open)
+			goto fail;
+		return 0;
 	}
-	return 0;
+	t->verify = tls_ctx_client_verify(c->tls_ca_file, why, sizeof why);
+	if (t->verify)
+		t->check =
+		    tls_ctx_client_check(c->tls_ca_file, why, sizeof why);
+	if (t->check)
+		return 0;
+fail:
+	sender_tls_free(t);
+	snprintf(err, errlen, "%s: %s", file ? file : "(defaults)", why);
+	return -1;
+}
+
+void
+sender_tls_free(struct sender_tls *t)
+{
+	tls_ctx_free(t->open);
+	tls_ctx_free(t->verify);
+	tls_ctx_free(t->check);
+	memset(t, 0, sizeof *t);
 }
 
 void

@@ -11,14 +11,7 @@
 
 #include "config.h"
 #include "push.h"
-
-/* tls.mode, weakest first: a policy may only raise it. */
-enum sender_tls_mode {
-	SENDER_TLS_NONE,    /* never STARTTLS */
-	SENDER_TLS_MAY,	    /* STARTTLS when offered, unverified */
-	SENDER_TLS_ENCRYPT, /* TLS required, unverified */
-	SENDER_TLS_VERIFY,  /* TLS required, chain and host name checked */
-};
+#include "tls_policy.h"
 
 struct sender_config {
 	char *maildir;
@@ -44,7 +37,9 @@ struct sender_config {
 	uint64_t retry_max_age;	    /* ms after which deferred bounces */
 	uint64_t orphan_after;	    /* ms without heartbeat: folder adoptable */
 	bool drop_undeliverable_bounces; /* else kept in cur/ */
-	unsigned tls_mode;		 /* enum sender_tls_mode */
+	unsigned tls_mode;		 /* enum tls_level, for every domain
+					    tls_policy does not name */
+	struct config_table tls_policy;	 /* domain -> level (tls_policy.h) */
 	char *tls_ca_file;		 /* PEM bundle for verify */
 	unsigned log_level;
 	struct push_config push; /* metrics.* and health.* */
@@ -56,12 +51,26 @@ void sender_config_free(struct sender_config *);
 
 struct tls_ctx;
 /*
- * The TLS client context tls.mode asks for (*ctx; NULL for none): with
- * verify, the CA bundle tls.ca_file must load. Shared by every session,
- * so a bad bundle is a configuration error at start-up, not a deferral
- * per message. -1 with err (naming file) on failure.
+ * The STARTTLS client contexts, shared by every session. Which ones exist
+ * follows the strictest level of tls.mode and tls.policy: none at all
+ * when nothing uses TLS; only open when nothing verifies; else verify and
+ * check, both over the CA bundle tls.ca_file.
  */
-int sender_config_tls_ctx(const struct sender_config *, const char *file,
-			  struct tls_ctx **ctx, char *err, size_t errlen);
+struct sender_tls {
+	struct tls_ctx *open;	/* no certificate check */
+	struct tls_ctx *verify; /* chain and name checked; a failed check
+				   fails the handshake */
+	struct tls_ctx *check;	/* chain and name checked; the handshake
+				   goes on and the session knows the result */
+};
+
+/*
+ * Makes the contexts the configuration needs. The CA bundle loads at
+ * start-up, so a bad one is a configuration error, not a deferral per
+ * message. -1 with err (naming file) on failure.
+ */
+int sender_config_tls(const struct sender_config *, const char *file,
+		      struct sender_tls *, char *err, size_t errlen);
+void sender_tls_free(struct sender_tls *);
 
 #endif

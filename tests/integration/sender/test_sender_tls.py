@@ -4,7 +4,6 @@ The MX hosts are aiosmtpd with a TLS context, smtpd itself with a
 certificate, and raw sinks whose STARTTLS is missing, refused or broken.
 Certificates come from a test CA made with the openssl command."""
 
-import shutil
 import ssl
 import subprocess
 
@@ -14,32 +13,6 @@ from .checks import bare, final_status, one_each, outcomes
 from .testzone import HOSTS
 
 TLS_VERSIONS = ("TLSv1.2", "TLSv1.3")
-
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True,
-                   capture_output=True, timeout=30)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    """A CA; certificates signed by it for mx1.test, mx2.test and
-    wrong.test (EC P-256: fast to make)."""
-    if not shutil.which("openssl"):
-        pytest.fail("the openssl command is needed (Debian package "
-                    "openssl)")
-    d = tmp_path_factory.mktemp("pki")
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem",
-            "-days", "2", "-subj", "/CN=mta sender test CA", cwd=d)
-    for name in ("mx1.test", "mx2.test", "wrong.test"):
-        openssl("req", *ec, "-keyout", f"{name}.key", "-out",
-                f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
-        (d / f"{name}.ext").write_text(f"subjectAltName=DNS:{name}\n")
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem",
-                "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-                "-extfile", f"{name}.ext", "-out", f"{name}.pem", cwd=d)
-    return d
 
 
 def server_ctx(pki, name):

@@ -20,6 +20,7 @@ MX = [
     ("three.test", "mx3.test", 10),
     ("shared-a.test", "mx4.test", 10),
     ("shared-b.test", "mx4.test", 10),
+    ("in.shared-a.test", "mx4.test", 10),   # under shared-a.test: tls.policy
     ("backup.test", "deadmx.test", 10),
     ("backup.test", "mx5.test", 20),
     ("five.test", "mx5.test", 10),      # mx5.test as a primary too
