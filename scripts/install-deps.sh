@@ -6,7 +6,7 @@ set -eu
 PACKAGES="gcc make cmake pkg-config libc-ares-dev libyaml-dev
 libcurl4-openssl-dev python3 python3-pytest python3-aiosmtpd swaks clang
 clang-format libclang-rt-14-dev dnsmasq-base strace libssl-dev dpkg-dev file
-ca-certificates debootstrap openssl libnet-ssleay-perl libcrypt-dev"
+ca-certificates debootstrap openssl libnet-ssleay-perl libcrypt-dev valgrind"
 
 missing=""
 for p in $PACKAGES; do

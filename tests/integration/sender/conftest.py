@@ -22,6 +22,7 @@ servers on 127.0.0.0/8 (no mocks of the network).
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -51,6 +52,8 @@ REPO = _smtpd_conftest.REPO
 SANITIZER_MARKS = _smtpd_conftest.SANITIZER_MARKS
 merge = _smtpd_conftest.merge
 to_yaml = _smtpd_conftest.to_yaml
+smtpd_bin = _smtpd_conftest.smtpd_bin
+free_port = _smtpd_conftest.free_port
 
 SENDER_HOSTNAME = "sender.test"
 
@@ -248,6 +251,7 @@ class Sender:
         self.stdout_path = workdir / "stdout.log"
         self.stderr_path = workdir / "stderr.log"
         self.proc = None
+        self.wrapper = []  # command run around sender (valgrind)
         self.expect_rc = 0
         self.seq = 0
         for sub in ("tmp", "new", "cur"):
@@ -320,7 +324,8 @@ class Sender:
         with open(self.stdout_path, "ab") as out, \
                 open(self.stderr_path, "ab") as err:
             self.proc = subprocess.Popen(
-                [sender_bin(), "-c", str(self.config_path)], stdout=out,
+                [*self.wrapper, sender_bin(), "-c", str(self.config_path)],
+                stdout=out,
                 stderr=err, stdin=subprocess.DEVNULL, cwd=self.workdir)
         deadline = time.monotonic() + timeout
         while not self.find_logs("sender.start"):
@@ -452,3 +457,29 @@ def sender(tmp_path, dns, mx):
     if problems:
         pytest.fail("sender problems at teardown:\n" + "\n".join(problems),
                     pytrace=False)
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True,
+                   capture_output=True, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A test CA and certificates signed by it for mx1.test, mx2.test,
+    mx4.test and wrong.test (EC P-256: fast to make)."""
+    if not shutil.which("openssl"):
+        pytest.fail("the openssl command is needed (Debian package "
+                    "openssl)")
+    d = tmp_path_factory.mktemp("pki")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem",
+            "-days", "2", "-subj", "/CN=mta sender test CA", cwd=d)
+    for name in ("mx1.test", "mx2.test", "mx4.test", "wrong.test"):
+        openssl("req", *ec, "-keyout", f"{name}.key", "-out",
+                f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
+        (d / f"{name}.ext").write_text(f"subjectAltName=DNS:{name}\n")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem",
+                "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+                "-extfile", f"{name}.ext", "-out", f"{name}.pem", cwd=d)
+    return d
