@@ -95,7 +95,7 @@ config_field_value(const char *path, const struct config_field *f,
 			if (strcasecmp(*out, f->names[i]) == 0) {
 				/* the canonical spelling */
 				memcpy(*out, f->names[i], strlen(*out));
-				return 0;
+				goto checked;
 			}
 			if (o < sizeof names)
 				o += (size_t)snprintf(
@@ -107,6 +107,7 @@ config_field_value(const char *path, const struct config_field *f,
 			 f->name, names, got);
 		goto fail;
 	}
+checked:
 	if (f->check == NULL || f->check(*out, why, sizeof why) == 0)
 		return 0;
 	snprintf(msg, cap, "%s: %s", path, why);

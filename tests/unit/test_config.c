@@ -683,9 +683,19 @@ static const struct config_field test_listen_fields[] = {
     {"tls", NULL, NULL},
     {NULL, NULL, NULL},
 };
+/* A field with names and a check: both apply. */
+static int
+test_check_not_none(const char *v, char *msg, size_t cap)
+{
+	if (strcmp(v, "none") != 0)
+		return 0;
+	snprintf(msg, cap, "none is not allowed here");
+	return -1;
+}
+
 static const struct config_field test_policy_fields[] = {
     {"domain", NULL, test_check_ok},
-    {"mode", test_modes, NULL},
+    {"mode", test_modes, test_check_not_none},
     {NULL, NULL, NULL},
 };
 static const struct config_key test_table_keys[] = {
@@ -752,12 +762,14 @@ test_tables(void)
 	     NULL},
 	    {"tls.policy: [ok]\n",
 	     "1:13: tls.policy: expected a mapping, got a list", NULL},
-	    {"tls.policy: {ok.a: may, OK.A: none}\n",
+	    {"tls.policy: {ok.a: may, OK.A: verify}\n",
 	     "1:25: tls.policy: duplicate name 'ok.a'", NULL},
 	    {"tls.policy: {ok.a: sometimes}\n",
 	     "1:20: tls.policy: mode: expected one of "
 	     "none|may|encrypt|verify, got 'sometimes'",
 	     NULL},
+	    {"tls.policy: {ok.a: NONE}\n",
+	     "1:20: tls.policy: none is not allowed here", NULL},
 	    {"tls.policy: {x.org: may}\n",
 	     "1:14: tls.policy: 'x.org' does not start with ok", NULL},
 	};
