@@ -12,6 +12,7 @@ import re
 import shutil
 import smtplib
 import ssl
+import struct
 import subprocess
 from pathlib import Path
 
@@ -32,9 +33,18 @@ def unfit(path):
     data = Path(path).read_bytes()
     if b"__asan_init" in data:
         return "sanitizer build"
-    if b"ld-linux" not in data:  # no program interpreter: static
+    if not has_interpreter(data):
         return "static binary"
     return None
+
+
+def has_interpreter(elf):
+    """True when the ELF64 file has a PT_INTERP program header, i.e. is
+    dynamically linked."""
+    phoff, = struct.unpack_from("<Q", elf, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
+    return any(struct.unpack_from("<I", elf, phoff + i * phentsize)[0] == 3
+               for i in range(phnum))
 
 
 def valgrind(log):
