@@ -446,8 +446,23 @@ static void
 test_random_vs_reference(void)
 {
 	static const char *const tok[] = {
-	    "\r",   "\n",    ".",	  "a",	"Received:", "rECEIVED:", " ",
-	    "\r\n", ".\r\n", "\r\n.\r\n", "\t", "\n.\n",     "..",
+	    "\r",
+	    "\n",
+	    ".",
+	    "a",
+	    "Received:",
+	    "rECEIVED:",
+	    " ",
+	    "\r\n",
+	    ".\r\n",
+	    "\r\n.\r\n",
+	    "\t",
+	    "\n.\n",
+	    "..",
+	    /* runs of plain content, which data.c copies whole */
+	    "Subject: a run of plain text",
+	    "Rec",
+	    "eived: x",
 	};
 	uint64_t rng = 0xda7a5eedULL;
 	char wire[512];
