@@ -115,14 +115,21 @@ retry_schedule(struct sender *snd, struct message *m)
 	int64_t age = now - m->queued_ms;
 
 	if (age >= 0 && (uint64_t)age >= cfg->retry_max_age) {
-		char why[96];
-		snprintf(why, sizeof why,
-			 "delivery time expired after %u attempts",
-			 m->attempts + 1);
-		for (size_t i = 0; i < m->env.nrcpt; i++)
-			if (m->state[i] == RCPT_DEFERRED)
-				sender_settle(snd, m, i, DELIVERY_BOUNCED,
-					      "5.4.7", why, "none", "");
+		/* as Postfix, the bounce quotes why the last try failed */
+		char why[JOURNAL_LINE_MAX + 96];
+		for (size_t i = 0; i < m->env.nrcpt; i++) {
+			if (m->state[i] != RCPT_DEFERRED)
+				continue;
+			const char *last = m->why ? m->why[i] : NULL;
+			snprintf(
+			    why, sizeof why,
+			    "delivery time expired after %u attempt%s%s%s%s",
+			    m->attempts + 1, m->attempts ? "s" : "",
+			    last ? " (last: " : "", last ? last : "",
+			    last ? ")" : "");
+			sender_settle(snd, m, i, DELIVERY_BOUNCED, "5.4.7", why,
+				      "none", "");
+		}
 		return false; /* all final now: the caller retires it */
 	}
 	m->attempts++;

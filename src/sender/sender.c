@@ -49,8 +49,9 @@ sender_settle(struct sender *snd, struct message *m, size_t i,
 			     : st == DELIVERY_BOUNCED ? RCPT_FAILED
 						      : RCPT_DEFERRED;
 	message_settle(m, i, rs);
-	if (rs == RCPT_FAILED)
-		(void)message_set_why(m, i, dsn, reply); /* for the bounce */
+	/* for the bounce, and for the 5.4.7 one after the last deferral */
+	if (rs == RCPT_FAILED || rs == RCPT_DEFERRED)
+		(void)message_set_why(m, i, dsn, reply);
 	if (journal_append(&snd->journal, snd->inst_fd, m, i, rs, dsn, mx,
 			   reply) != 0) {
 		l = log_begin(snd->log, LOG_ERROR, "journal.write_failed");

@@ -95,6 +95,9 @@ def test_old_message_fails_when_deferred(sender, mx):
     assert [e["event"] for e in ev] == ["delivery.deferred",
                                         "delivery.bounced"], ev
     assert ev[1]["dsn"] == "5.4.7"
+    # the reason quotes the last try's failure, as Postfix's does
+    assert ev[1]["reply"] == ("delivery time expired after 1 attempt "
+                              f"(last: {ev[0]['dsn']} {ev[0]['reply']})"), ev
     assert s.cur_files() == [f"{qid}.test:2,PT"]
 
 
