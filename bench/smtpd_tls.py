@@ -29,7 +29,6 @@ smtpd's log in --out.
 import argparse
 import csv
 import os
-import shutil
 import socket
 import ssl
 import statistics
@@ -39,7 +38,7 @@ import threading
 import time
 
 from drain_observe import cpu_seconds
-from smtpd_accept import run_text, stop_process, wait_greeting
+from smtpd_accept import NoDeletes, run_text, stop_process, wait_greeting
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SENDER = "bench@bench.test"
@@ -242,10 +241,10 @@ class Smtpd:
         self.maildir = os.path.join(self.dir, "maildir")
         self.log = os.path.join(args.out, "tls-%s-smtpd.log" % stamp)
         self.proc = None
+        self.files = NoDeletes(args.workdir)
 
     def start(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
-        os.makedirs(self.dir)
+        self.files.fresh_dir(self.dir)
         make_cert(self.dir)
         conf = os.path.join(self.dir, "smtpd.yaml")
         with open(conf, "w") as f:
@@ -276,12 +275,12 @@ class Smtpd:
                                % (len(names), count))
         if self.proc.poll() is not None:
             raise RuntimeError("smtpd exited with %d" % self.proc.returncode)
-        for n in names:
-            os.unlink(os.path.join(new, n))
+        self.files.set_aside(new)
         os.sync()
 
     def stop(self):
         stop_process(self.proc)
+        self.files.cleanup()
 
 
 # ---------------------------------------------------------------- driver

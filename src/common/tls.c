@@ -74,6 +74,10 @@ tls_ctx_base(const SSL_METHOD *method, char *err, size_t errlen)
 	SSL_CTX_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
 				  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				  SSL_MODE_RELEASE_BUFFERS);
+	/* One read() per readiness instead of a record header and then its
+	 * body; what it reads ahead is seen by SSL_has_pending(), which
+	 * tls_pending() asks. */
+	SSL_CTX_set_read_ahead(ssl, 1);
 	return ssl;
 }
 
