@@ -28,7 +28,8 @@ struct tls_ctx {
 
 struct tls {
 	SSL *ssl;
-	bool failed; /* fatal error: no close_notify may follow */
+	bool failed;  /* fatal error: no close_notify may follow */
+	bool starved; /* the last read wanted more bytes from the fd */
 	char err[TLS_ERR_MAX];
 };
 
@@ -349,7 +350,9 @@ tls_read(struct tls *t, void *buf, size_t cap, size_t *n)
 	ERR_clear_error();
 	errno = 0;
 	int r = SSL_read_ex(t->ssl, buf, cap, n);
-	return r == 1 ? TLS_OK : tls_result_of(t, r);
+	enum tls_result res = r == 1 ? TLS_OK : tls_result_of(t, r);
+	t->starved = res == TLS_WANT_READ;
+	return res;
 }
 
 enum tls_result
@@ -362,10 +365,17 @@ tls_write(struct tls *t, const void *buf, size_t len, size_t *n)
 	return r == 1 ? TLS_OK : tls_result_of(t, r);
 }
 
+/*
+ * SSL_has_pending() is also true for a partial record; once a read has
+ * wanted more bytes, only the fd can bring them (it drained the socket),
+ * so that does not count until the next read: a caller that re-polled
+ * on it would spin until the rest of the record arrived.
+ */
 bool
 tls_pending(const struct tls *t)
 {
-	return SSL_pending(t->ssl) > 0 || SSL_has_pending(t->ssl) == 1;
+	return SSL_pending(t->ssl) > 0 ||
+	       (!t->starved && SSL_has_pending(t->ssl) == 1);
 }
 
 void

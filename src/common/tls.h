@@ -83,7 +83,9 @@ enum tls_result tls_read(struct tls *, void *buf, size_t cap, size_t *n);
  * buffer may move and may have grown).
  */
 enum tls_result tls_write(struct tls *, const void *buf, size_t len, size_t *n);
-/* True when decrypted or buffered input waits inside OpenSSL. */
+/* True when decrypted or buffered input waits inside OpenSSL that a
+ * read can use without the fd (not a partial record a read already
+ * found incomplete). */
 bool tls_pending(const struct tls *);
 /* Best effort close_notify before closing the fd; never waits. */
 void tls_close_notify(struct tls *);

@@ -3,12 +3,14 @@ certificate made with the openssl command; clients are smtplib, raw
 sockets wrapped in ssl, `openssl s_client` and swaks. Whatever a client
 pipelines behind STARTTLS is never executed (CVE-2011-0411)."""
 
+import os
 import re
 import shutil
 import smtplib
 import socket
 import ssl
 import subprocess
+import time
 
 import pytest
 
@@ -203,6 +205,57 @@ def test_large_message_over_tls(smtpd, pki):
     acc = srv.wait_log("msg.accepted")
     st = read_stored(srv.maildir, acc["queue_id"])
     assert st.message == msg.replace(b"\r\n", b"\n")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_half_a_record_does_not_spin(smtpd, pki):
+    """A TLS record that arrives in two parts: while smtpd holds the
+    first part (read ahead), it waits on the socket instead of polling
+    OpenSSL in a loop, then answers once the rest arrives."""
+    srv = tls_server(smtpd, pki)
+    sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    sock.recv(1024)  # 220
+    sock.sendall(b"EHLO client.test\r\n")
+    sock.recv(4096)
+    sock.sendall(b"STARTTLS\r\n")
+    assert sock.recv(1024).startswith(b"220")
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = client_ctx(pki).wrap_bio(incoming, outgoing,
+                                   server_hostname=HOSTNAME)
+    while True:  # the handshake over the plain socket, by hand
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            sock.sendall(outgoing.read())
+            incoming.write(sock.recv(65536))
+    sock.sendall(outgoing.read())
+    tls.write(b"NOOP " + b"x" * 8000 + b"\r\nNOOP\r\n")  # one record
+    record = outgoing.read()
+    assert len(record) > 8000
+    sock.sendall(record[:len(record) // 2])
+    time.sleep(0.3)
+    before = cpu_seconds(srv.proc.pid)
+    time.sleep(1.0)
+    spent = cpu_seconds(srv.proc.pid) - before
+    assert spent < 0.3, f"smtpd used {spent:.2f} s of CPU while waiting"
+    sock.sendall(record[len(record) // 2:])
+    replies = b""
+    deadline = time.monotonic() + 10
+    while replies.count(b"\r\n") < 2 and time.monotonic() < deadline:
+        try:
+            replies += tls.read(4096)
+        except ssl.SSLWantReadError:
+            incoming.write(sock.recv(65536))
+    # the long NOOP line is refused, the short one answered: both seen
+    assert replies.count(b"\r\n") >= 2, replies
+    assert b"250" in replies, replies
+    sock.close()
 
 
 def test_openssl_s_client(smtpd, pki):
