@@ -35,10 +35,21 @@ def smtpd_bin():
     return os.environ.get("SMTPD_BIN", str(REPO / "build" / "smtpd"))
 
 
+_PORTS_GIVEN = set()
+
+
 def free_port(host="127.0.0.1", family=socket.AF_INET):
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A port free right now, never one this run handed out before: the
+    kernel may offer the same free port to two calls in a row, which two
+    listeners of one server cannot share."""
+    for _ in range(100):
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _PORTS_GIVEN:
+            break
+    _PORTS_GIVEN.add(port)
+    return port
 
 
 def have_ipv6_loopback():
