@@ -157,14 +157,18 @@ class Smtpd:
 
     name = "smtpd"
 
-    def __init__(self, args, stamp):
+    def __init__(self, args, stamp, port=None, bench="accept"):
         self.bin = args.smtpd
-        self.port = args.smtpd_port
+        self.port = port or args.smtpd_port
         self.dir = os.path.join(args.workdir, "smtpd")
         self.maildir = os.path.join(self.dir, "maildir")
-        self.log = os.path.join(args.out, "accept-%s-smtpd.log" % stamp)
+        self.log = os.path.join(args.out, "%s-%s-smtpd.log" % (bench, stamp))
         self.proc = None
         self.files = NoDeletes(args.workdir)
+
+    def extra_config(self):
+        """Config lines a benchmark adds (run in the fresh self.dir)."""
+        return []
 
     def version(self):
         return run_text([self.bin, "--version"])
@@ -179,6 +183,8 @@ class Smtpd:
             f.write("max_connections: 1500\n")
             f.write("max_connections_per_ip: 0\n")
             f.write("log: {level: warn}\n")
+            for line in self.extra_config():
+                f.write(line + "\n")
         with open(self.log, "wb") as logf:
             self.proc = subprocess.Popen([self.bin, "-c", conf],
                                          stdout=logf, stderr=logf)

@@ -38,7 +38,8 @@ import threading
 import time
 
 from drain_observe import cpu_seconds
-from smtpd_accept import NoDeletes, run_text, stop_process, wait_greeting
+import smtpd_accept
+from smtpd_accept import run_text
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SENDER = "bench@bench.test"
@@ -233,54 +234,28 @@ def make_cert(d):
             cwd=d)
 
 
-class Smtpd:
-    def __init__(self, args, stamp):
-        self.bin = args.smtpd
-        self.port = args.port
-        self.dir = os.path.join(args.workdir, "smtpd")
-        self.maildir = os.path.join(self.dir, "maildir")
-        self.log = os.path.join(args.out, "tls-%s-smtpd.log" % stamp)
-        self.proc = None
-        self.files = NoDeletes(args.workdir)
+class Smtpd(smtpd_accept.Smtpd):
+    """The accept benchmark's smtpd, with a certificate and relaying for
+    loopback; counts its CPU."""
 
-    def start(self):
-        self.files.fresh_dir(self.dir)
+    def __init__(self, args, stamp):
+        super().__init__(args, stamp, port=args.port, bench="tls")
+
+    def extra_config(self):
         make_cert(self.dir)
-        conf = os.path.join(self.dir, "smtpd.yaml")
-        with open(conf, "w") as f:
-            f.write('listen: ["127.0.0.1:%d"]\n' % self.port)
-            f.write("hostname: %s\n" % HOSTNAME)
-            f.write("maildir: %s\n" % self.maildir)
-            f.write("max_connections: 1500\n")
-            f.write("max_connections_per_ip: 0\n")
-            f.write('relay: {networks: ["127.0.0.0/8"]}\n')
-            f.write("tls: {cert: %s, key: %s}\n"
-                    % (os.path.join(self.dir, "server.pem"),
-                       os.path.join(self.dir, "server.key")))
-            f.write("log: {level: warn}\n")
-        with open(self.log, "wb") as logf:
-            self.proc = subprocess.Popen([self.bin, "-c", conf],
-                                         stdout=logf, stderr=logf)
-        wait_greeting(self.port, self.proc)
+        return ['relay: {networks: ["127.0.0.0/8"]}',
+                "tls: {cert: %s, key: %s}"
+                % (os.path.join(self.dir, "server.pem"),
+                   os.path.join(self.dir, "server.key"))]
 
     def cpu(self):
         """User + system CPU seconds smtpd has used so far."""
         return sum(cpu_seconds(self.proc.pid))
 
     def check_and_empty(self, count):
-        new = os.path.join(self.maildir, "new")
-        names = os.listdir(new)
-        if len(names) != count:
-            raise RuntimeError("smtpd stored %d of %d messages"
-                               % (len(names), count))
-        if self.proc.poll() is not None:
-            raise RuntimeError("smtpd exited with %d" % self.proc.returncode)
-        self.files.set_aside(new)
+        self.check(count)
+        self.settle()
         os.sync()
-
-    def stop(self):
-        stop_process(self.proc)
-        self.files.cleanup()
 
 
 # ---------------------------------------------------------------- driver

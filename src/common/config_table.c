@@ -41,9 +41,9 @@ config_fields_count(const struct config_field *f)
 static void
 config_rows_free(struct config_rows *r)
 {
-	for (size_t i = 0; i < r->rows * r->cols; i++)
-		free(r->cells[i]);
-	free(r->cells);
+	struct config_table t = {r->cells, r->rows, r->cols};
+
+	config_table_clear(&t);
 	r->cells = NULL;
 	r->rows = 0;
 }
@@ -218,49 +218,75 @@ config_rows_store(struct config_ctx *ctx, const struct config_key *key,
 	t->cols = r->cols;
 }
 
+/* Reads events up to end (consumed), handing each item to fn. */
+typedef int config_item_fn(struct config_ctx *, const struct config_key *,
+			   struct config_rows *, const yaml_event_t *);
+
+static int
+config_rows_read(struct config_ctx *ctx, const struct config_key *key,
+		 struct config_rows *r, yaml_event_type_t end,
+		 config_item_fn *fn)
+{
+	yaml_event_t ev;
+
+	for (;;) {
+		if (config_next(ctx, &ev) < 0)
+			return -1;
+		if (ev.type == end) {
+			yaml_event_delete(&ev);
+			return 0;
+		}
+		int rc = fn(ctx, key, r, &ev);
+		yaml_event_delete(&ev);
+		if (rc < 0)
+			return -1;
+	}
+}
+
+/* The rows become the field's value, or are dropped on an error. */
+static int
+config_rows_done(struct config_ctx *ctx, const struct config_key *key,
+		 struct config_rows *r, int rc)
+{
+	if (rc < 0) {
+		config_rows_free(r);
+		return -1;
+	}
+	config_rows_store(ctx, key, r);
+	return 0;
+}
+
+/* One item of a TABLE's list. */
+static int
+config_table_item_of_list(struct config_ctx *ctx, const struct config_key *key,
+			  struct config_rows *r, const yaml_event_t *ev)
+{
+	if (ev->type == YAML_SEQUENCE_START_EVENT)
+		return config_fail(ctx, &ev->start_mark,
+				   "%s: items must be strings or mappings, "
+				   "got a list",
+				   key->path);
+	return config_table_row(ctx, key, r, ev);
+}
+
 int
 config_set_table(struct config_ctx *ctx, const struct config_key *key,
 		 const yaml_event_t *ev)
 {
 	struct config_rows r = {.cols = config_fields_count(key->fields)};
-	yaml_event_t item;
-	int rc = 0;
+	int rc;
 
 	if (config_value_is_null(ev))
 		return config_fail(ctx, &ev->start_mark,
 				   "%s: expected a list, got null (write [] "
 				   "for an empty list)",
 				   key->path);
-	if (ev->type != YAML_SEQUENCE_START_EVENT) {
+	if (ev->type != YAML_SEQUENCE_START_EVENT)
 		rc = config_table_row(ctx, key, &r, ev);
-	} else {
-		for (;;) {
-			if (config_next(ctx, &item) < 0) {
-				rc = -1;
-				break;
-			}
-			if (item.type == YAML_SEQUENCE_END_EVENT) {
-				yaml_event_delete(&item);
-				break;
-			}
-			if (item.type == YAML_SEQUENCE_START_EVENT)
-				rc = config_fail(ctx, &item.start_mark,
-						 "%s: items must be strings or "
-						 "mappings, got a list",
-						 key->path);
-			else
-				rc = config_table_row(ctx, key, &r, &item);
-			yaml_event_delete(&item);
-			if (rc < 0)
-				break;
-		}
-	}
-	if (rc < 0) {
-		config_rows_free(&r);
-		return -1;
-	}
-	config_rows_store(ctx, key, &r);
-	return 0;
+	else
+		rc = config_rows_read(ctx, key, &r, YAML_SEQUENCE_END_EVENT,
+				      config_table_item_of_list);
+	return config_rows_done(ctx, key, &r, rc);
 }
 
 /* One "name: value" of a MAP; kev is the name's event. */
@@ -304,39 +330,19 @@ config_set_map(struct config_ctx *ctx, const struct config_key *key,
 {
 	struct config_rows r = {.cols = 2};
 	char got[CONFIG_VALUE_SHOW_CAP];
-	yaml_event_t kev;
-	int rc = 0;
 
-	if (config_value_is_null(ev)) { /* "policy:" with nothing: empty */
-		config_rows_store(ctx, key, &r);
-		return 0;
-	}
+	if (config_value_is_null(ev)) /* "policy:" with nothing: empty */
+		return config_rows_done(ctx, key, &r, 0);
 	if (ev->type != YAML_MAPPING_START_EVENT) {
 		config_value_describe(got, sizeof got, ev);
 		return config_fail(ctx, &ev->start_mark,
 				   "%s: expected a mapping, got %s", key->path,
 				   got);
 	}
-	for (;;) {
-		if (config_next(ctx, &kev) < 0) {
-			rc = -1;
-			break;
-		}
-		if (kev.type == YAML_MAPPING_END_EVENT) {
-			yaml_event_delete(&kev);
-			break;
-		}
-		rc = config_map_entry(ctx, key, &r, &kev);
-		yaml_event_delete(&kev);
-		if (rc < 0)
-			break;
-	}
-	if (rc < 0) {
-		config_rows_free(&r);
-		return -1;
-	}
-	config_rows_store(ctx, key, &r);
-	return 0;
+	return config_rows_done(ctx, key, &r,
+				config_rows_read(ctx, key, &r,
+						 YAML_MAPPING_END_EVENT,
+						 config_map_entry));
 }
 
 void

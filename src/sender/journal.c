@@ -273,8 +273,6 @@ journal_sync(struct journal *j, journal_fail_fn *fail, void *arg)
 			j->owed[synced++] = m;
 			continue;
 		}
-		if (!err)
-			err = errno;
 		if (fail)
 			fail(arg, m, errno);
 		m->jslot = 0;
@@ -293,17 +291,24 @@ journal_sync(struct journal *j, journal_fail_fn *fail, void *arg)
 	return 0;
 }
 
+/* Forgets m's waiting lines and closes its journal. */
+static void
+journal_drop(struct journal *j, struct message *m)
+{
+	journal_unowe(j, m);
+	m->jlen = 0;
+	if (m->journal_fd >= 0)
+		close(m->journal_fd);
+	m->journal_fd = -1;
+}
+
 void
 journal_close(struct journal *j, struct message *m)
 {
 	/* its lines must still reach the disk */
 	if (m->jslot != 0 && journal_put(j->dir_fd, m) == 0)
 		(void)fdatasync(m->journal_fd);
-	journal_unowe(j, m);
-	m->jlen = 0;
-	if (m->journal_fd >= 0)
-		close(m->journal_fd);
-	m->journal_fd = -1;
+	journal_drop(j, m);
 }
 
 /* What replay gathers besides the recipients' states. */
@@ -500,11 +505,7 @@ journal_remove(struct journal *j, int dir_fd, struct message *m)
 {
 	char path[JOURNAL_NAME_MAX];
 	/* about to go: its queued lines are not needed, nor a flush */
-	journal_unowe(j, m);
-	m->jlen = 0;
-	if (m->journal_fd >= 0)
-		close(m->journal_fd);
-	m->journal_fd = -1;
+	journal_drop(j, m);
 	if (!m->jfile)
 		return 0; /* none was ever made: nothing to unlink */
 	m->jfile = false;

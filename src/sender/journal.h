@@ -69,8 +69,9 @@ bool journal_pending(const struct journal *);
  * dropped; the message itself stays queued). */
 typedef void journal_fail_fn(void *arg, struct message *, int err);
 /* Writes the waiting lines of every message (one write() each, opening
- * the journal on first use), then flushes them. Returns 0, or -1 with
- * errno from the first failure (every journal is still tried). */
+ * the journal on first use), then flushes them. A message whose lines
+ * cannot be written goes to fail. Returns 0, or -1 with errno from the
+ * first failed flush (every journal is still tried). */
 int journal_sync(struct journal *, journal_fail_fn *, void *arg);
 /* Writes and flushes m's waiting lines, then closes its journal. */
 void journal_close(struct journal *, struct message *);

@@ -374,7 +374,6 @@ sender_journal_failed(void *arg, struct message *m, int err)
 	log_str(l, "queue_id", m->queue_id);
 	log_str(l, "error", strerror(err));
 	log_end(l);
-	snd->journal_failures++;
 }
 
 /* Makes every outcome and retirement so far durable: the waiting journal
@@ -383,9 +382,7 @@ sender_journal_failed(void *arg, struct message *m, int err)
 static void
 sender_flush(struct sender *snd)
 {
-	unsigned before = snd->journal_failures;
-	if (journal_sync(&snd->journal, sender_journal_failed, snd) != 0 &&
-	    snd->journal_failures == before) { /* a flush, not a write */
+	if (journal_sync(&snd->journal, sender_journal_failed, snd) != 0) {
 		struct log_line *l =
 		    log_begin(snd->log, LOG_ERROR, "journal.sync_failed");
 		log_str(l, "error", strerror(errno));

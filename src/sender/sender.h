@@ -46,8 +46,7 @@ struct sender {
 	struct mxq_table queues;
 	struct route_cache *routes;
 	struct journal journal;
-	unsigned journal_failures; /* lines that could not be written */
-	struct message *waiting;   /* deferred, waiting for their next try */
+	struct message *waiting; /* deferred, waiting for their next try */
 	size_t nwaiting;
 	size_t messages; /* loaded and not yet finished */
 	size_t clients;	 /* open client sessions */

@@ -14,6 +14,7 @@ or if its stderr holds a sanitizer report.
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -50,6 +51,17 @@ def free_port(host="127.0.0.1", family=socket.AF_INET):
             break
     _PORTS_GIVEN.add(port)
     return port
+
+
+def sha512_crypt(password):
+    if not shutil.which("openssl"):
+        pytest.fail("the openssl command is needed (Debian package openssl)")
+    r = subprocess.run(["openssl", "passwd", "-6", "-stdin"],
+                       input=password, capture_output=True, text=True,
+                       check=True, timeout=15)
+    h = r.stdout.strip()
+    assert h.startswith("$6$"), h
+    return h
 
 
 def have_ipv6_loopback():

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import HOSTNAME, free_port, run_cli, to_yaml
+from conftest import HOSTNAME, free_port, run_cli, sha512_crypt, to_yaml
 from mailstore import read_stored
 from smtp_wire import Wire, make_message
 from test_starttls import client_ctx, ehlo_keywords, pki, starttls_wire  # noqa: F401
@@ -25,17 +25,6 @@ POLICY = {"networks": ["192.0.2.0/24"], "domains": ["ours.test"]}
 
 def b64(data):
     return base64.b64encode(data).decode()
-
-
-def sha512_crypt(password):
-    if not shutil.which("openssl"):
-        pytest.fail("the openssl command is needed (Debian package openssl)")
-    r = subprocess.run(["openssl", "passwd", "-6", "-stdin"],
-                       input=password, capture_output=True, text=True,
-                       check=True, timeout=15)
-    h = r.stdout.strip()
-    assert h.startswith("$6$"), h
-    return h
 
 
 @pytest.fixture(scope="module")

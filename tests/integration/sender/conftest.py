@@ -54,6 +54,7 @@ merge = _smtpd_conftest.merge
 to_yaml = _smtpd_conftest.to_yaml
 smtpd_bin = _smtpd_conftest.smtpd_bin
 free_port = _smtpd_conftest.free_port
+sha512_crypt = _smtpd_conftest.sha512_crypt
 
 SENDER_HOSTNAME = "sender.test"
 

@@ -13,12 +13,11 @@ import shutil
 import smtplib
 import ssl
 import struct
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from .conftest import free_port, sender_bin, smtpd_bin
+from .conftest import free_port, sender_bin, sha512_crypt, smtpd_bin
 from .checks import final_status
 from .testzone import HOSTS
 
@@ -64,13 +63,6 @@ def check_clean(log):
     for kind in ("definitely", "indirectly"):
         lost = re.search(kind + r" lost: ([\d,]+) bytes", text)
         assert lost is None or lost.group(1) == "0", text[-6000:]
-
-
-def sha512_crypt(password):
-    r = subprocess.run(["openssl", "passwd", "-6", "-stdin"],
-                       input=password, capture_output=True, text=True,
-                       check=True, timeout=15)
-    return r.stdout.strip()
 
 
 def client_ctx(pki):
