@@ -8,16 +8,22 @@ Invariants:
   * Everything runs on 127.0.0.1. One smtpd serves every cell; it has a
     certificate, so it advertises STARTTLS to every client, and the
     plaintext client simply does not use it.
-  * The client is this script's own: --procs worker processes (re-running
-    this file with --worker) with --sessions / --procs threads each, so
-    neither the GIL of one process nor smtplib's overhead sets the rate.
-    The plaintext cells use the same client, so whatever the client
-    costs, it costs both sides; its CPU time is measured and reported.
-  * The clock starts when every worker has imported, built its TLS
-    context and made its message, and stops when the last one is done.
+  * The client is smtp-tls-source (bench/smtp_tls_source.c, built next
+    to smtpd): one process, one thread, --sessions concurrent sessions
+    over poll(), so the client's TLS costs as little CPU as it can and
+    leaves the shared CPUs to smtpd. Each pattern runs lock-step (each
+    command waits for its reply) and with pipelining (MAIL, RCPT and
+    DATA in one write), as separate rows; --mode picks one. The
+    plaintext cells use the same client, so whatever the
+    client costs, it costs both sides; its CPU time (getrusage, from its
+    first connect to its last close) is reported.
+  * The clock is the client's: it starts when the client has built its
+    TLS context and message and is told to go, at its first connect,
+    and stops at its last close.
   * A run counts only when every reply was the expected one and exactly
-    that many files landed in new/; new/ is emptied and sync(2) run after
-    each run, outside the timing.
+    that many files landed in new/; they are renamed aside and sync(2)
+    run after each run, outside the timing (deleted only after the last
+    run: see NoDeletes in smtpd_accept.py).
   * Cells alternate plaintext/TLS and the order flips on every repeat;
     the table shows medians.
   * smtpd started here is stopped here, also on errors and Ctrl-C.
@@ -29,12 +35,10 @@ smtpd's log in --out.
 import argparse
 import csv
 import os
-import socket
 import ssl
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
 from drain_observe import cpu_seconds
@@ -42,8 +46,6 @@ import smtpd_accept
 from smtpd_accept import run_text
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SENDER = "bench@bench.test"
-RCPT = "rcpt@example.com"
 HOSTNAME = "bench.test"
 
 
@@ -52,13 +54,19 @@ def parse_args():
     p.add_argument("--smtpd", default=os.environ.get(
         "SMTPD_BIN", os.path.join(REPO, "build", "smtpd")),
         help="smtpd binary (default: $SMTPD_BIN or build/smtpd)")
+    p.add_argument("--client", default=None,
+                   help="smtp-tls-source binary (default: $TLS_SOURCE_BIN "
+                        "or smtp-tls-source next to the smtpd binary)")
+    p.add_argument("--mode", choices=["both", "lock-step", "pipelining"],
+                   default="both",
+                   help="lock-step: each command waits for its reply; "
+                        "pipelining: MAIL, RCPT and DATA in one write "
+                        "(RFC 2920); default: both, as separate rows")
     p.add_argument("--sessions", type=int, default=50,
                    help="concurrent sessions (default 50)")
-    p.add_argument("--procs", type=int, default=5,
-                   help="client worker processes sharing the sessions")
-    p.add_argument("--new-count", type=int, default=2000,
+    p.add_argument("--new-count", type=int, default=1000,
                    help="messages per run, one session per message")
-    p.add_argument("--per-session", type=int, default=100,
+    p.add_argument("--per-session", type=int, default=400,
                    help="messages per session in the reused-session "
                         "pattern (messages = sessions x this)")
     p.add_argument("--size", type=int, default=1024,
@@ -68,13 +76,13 @@ def parse_args():
     p.add_argument("--port", type=int, default=2529)
     p.add_argument("--workdir", default="/tmp/smtpd-tls-bench")
     p.add_argument("--out", default=os.path.join(REPO, "bench", "out"))
-    # Internal: one client worker process.
-    p.add_argument("--worker", nargs=5, metavar=("TLS", "SESSIONS",
-                   "MSGS_PER_SESSION", "REUSE", "SIZE"),
-                   help=argparse.SUPPRESS)
     a = p.parse_args()
-    if a.sessions % a.procs:
-        p.error("--sessions must be a multiple of --procs")
+    if a.client is None:
+        a.client = os.environ.get("TLS_SOURCE_BIN", os.path.join(
+            os.path.dirname(a.smtpd), "smtp-tls-source"))
+    if not os.access(a.client, os.X_OK):
+        p.error("no smtp-tls-source at %s (build it: cmake --build BUILD "
+                "--target smtp-tls-source, or give --client)" % a.client)
     if a.new_count % a.sessions:
         p.error("--new-count must be a multiple of --sessions")
     return a
@@ -82,140 +90,37 @@ def parse_args():
 
 # ---------------------------------------------------------------- client
 
-class Wire:
-    """One SMTP connection: send a line, read a (multi-line) reply."""
-
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), 30)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.f = self.sock.makefile("rb")
-
-    def reply(self, want):
-        while True:
-            line = self.f.readline(1024)
-            if len(line) < 4 or not line[:3].isdigit():
-                raise RuntimeError("bad reply %r" % line)
-            if line[3:4] != b"-":
-                break
-        if not line.startswith(want):
-            raise RuntimeError("wanted %r, got %r" % (want, line))
-
-    def cmd(self, data, want):
-        self.sock.sendall(data)
-        self.reply(want)
-
-    def starttls(self, ctx):
-        self.cmd(b"STARTTLS\r\n", b"220")
-        self.f.close()
-        self.sock = ctx.wrap_socket(self.sock, server_hostname=HOSTNAME)
-        self.f = self.sock.makefile("rb")
-
-    def close(self):
-        try:
-            self.cmd(b"QUIT\r\n", b"221")
-        finally:
-            self.f.close()
-            self.sock.close()
-
-
-def make_message(size):
-    """Headers, blank line, then exactly size body bytes (CRLF lines)."""
-    head = ("From: <%s>\r\nTo: <%s>\r\nSubject: tls bench\r\n"
-            "Message-ID: <bench@bench.test>\r\n\r\n" % (SENDER, RCPT))
-    line = b"x" * 76 + b"\r\n"
-    body = (line * (size // len(line) + 1))[:size - 2] + b"\r\n"
-    return head.encode() + body + b".\r\n"
-
-
-def open_session(port, ctx):
-    w = Wire(port)
-    w.reply(b"220")
-    w.cmd(b"EHLO client.bench.test\r\n", b"250")
-    if ctx is not None:
-        w.starttls(ctx)
-        w.cmd(b"EHLO client.bench.test\r\n", b"250")
-    return w
-
-
-def send_one(w, msg):
-    w.cmd(b"MAIL FROM:<%s>\r\n" % SENDER.encode(), b"250")
-    w.cmd(b"RCPT TO:<%s>\r\n" % RCPT.encode(), b"250")
-    w.cmd(b"DATA\r\n", b"354")
-    w.cmd(msg, b"250")
-
-
-def session_loop(port, ctx, count, reuse, msg, errors):
-    try:
-        if reuse:
-            w = open_session(port, ctx)
-            for _ in range(count):
-                send_one(w, msg)
-            w.close()
-            return
-        for _ in range(count):
-            w = open_session(port, ctx)
-            send_one(w, msg)
-            w.close()
-    except Exception as e:  # reported by the worker's exit status
-        errors.append(repr(e))
-
-
-def worker(port, spec):
-    """Runs SESSIONS threads once the parent writes a line to stdin;
-    prints the CPU seconds it used from then on."""
-    tls, sessions, per, reuse, size = (int(x) for x in spec)
-    ctx = None
+def run_client(args, tls, reuse, pipelining, count):
+    """One timed run; returns (seconds, client CPU seconds), both as the
+    client measured them."""
+    argv = [args.client, "-w", "-s", str(args.sessions), "-m", str(count),
+            "-l", str(args.size)]
+    if reuse:
+        argv += ["-r", str(count // args.sessions)]
     if tls:
-        # No certificate check (like an opportunistic MTA client): the
-        # check would be client work only, and client and server share
-        # the CPUs here.
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    msg = make_message(size)
-    errors = []
-    threads = [threading.Thread(target=session_loop,
-                                args=(port, ctx, per, reuse, msg, errors))
-               for _ in range(sessions)]
-    print("ready", flush=True)
-    sys.stdin.readline()
-    cpu0 = time.process_time()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    print("cpu %.4f" % (time.process_time() - cpu0), flush=True)
-    for e in errors[:5]:
-        print(e, file=sys.stderr)
-    return 1 if errors else 0
-
-
-def run_client(args, tls, reuse, count):
-    """One timed run; returns (seconds, client CPU seconds)."""
-    per_session = count // args.sessions
-    spec = [str(int(tls)), str(args.sessions // args.procs),
-            str(per_session), str(int(reuse)), str(args.size)]
-    procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__),
-                               "--port", str(args.port), "--worker", *spec],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True)
-             for _ in range(args.procs)]
-    for p in procs:
+        argv.append("-T")
+    if pipelining:
+        argv.append("-P")
+    argv.append("127.0.0.1:%d" % args.port)
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True)
+    try:
         if p.stdout.readline().strip() != "ready":
-            raise RuntimeError("client worker did not start")
-    t0 = time.monotonic()
-    for p in procs:
+            raise RuntimeError("smtp-tls-source did not start")
         p.stdin.write("go\n")
         p.stdin.flush()
-    cpu = 0.0
-    for p in procs:
         out = p.stdout.read()
         p.wait()
-        if p.returncode != 0 or not out.startswith("cpu "):
-            raise RuntimeError("client worker failed (exit %d)"
-                               % p.returncode)
-        cpu += float(out.split()[1])
-    return time.monotonic() - t0, cpu
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    # messages=N seconds=S rate=R cpu=C
+    fields = dict(f.split("=", 1) for f in out.split() if "=" in f)
+    if p.returncode != 0 or int(fields.get("messages", -1)) != count:
+        raise RuntimeError("smtp-tls-source failed (exit %d): %s"
+                           % (p.returncode, out.strip()))
+    return float(fields["seconds"]), float(fields["cpu"])
 
 
 # ---------------------------------------------------------------- server
@@ -261,6 +166,14 @@ class Smtpd(smtpd_accept.Smtpd):
 # ---------------------------------------------------------------- driver
 
 PATTERNS = [("new session per message", False), ("reused sessions", True)]
+MODES = [("lock-step", False), ("pipelining", True)]
+
+
+def rows(args):
+    """(label, reuse, pipelining) for every row of the table."""
+    modes = [m for m in MODES if args.mode in ("both", m[0])]
+    return [("%s, %s" % (p, m), reuse, pipe)
+            for p, reuse in PATTERNS for m, pipe in modes]
 
 
 def bench(args, server, stamp):
@@ -270,24 +183,24 @@ def bench(args, server, stamp):
         w = csv.writer(raw)
         w.writerow(["pattern", "tls", "messages", "seconds", "msg_per_s",
                     "client_cpu_s", "smtpd_cpu_s"])
-        for label, reuse in PATTERNS:
+        for label, reuse, pipe in rows(args):
             count = (args.sessions * args.per_session if reuse
                      else args.new_count)
             for rep in range(args.repeat):
                 order = (False, True) if rep % 2 == 0 else (True, False)
                 for tls in order:
                     s0 = server.cpu()
-                    secs, ccpu = run_client(args, tls, reuse, count)
+                    secs, ccpu = run_client(args, tls, reuse, pipe, count)
                     scpu = server.cpu() - s0
                     server.check_and_empty(count)
                     rate = count / secs
-                    results.setdefault((reuse, tls), []).append(
+                    results.setdefault((label, tls), []).append(
                         (rate, ccpu / secs, scpu / count, count))
                     w.writerow([label, int(tls), count, "%.3f" % secs,
                                 "%.1f" % rate, "%.3f" % ccpu,
                                 "%.3f" % scpu])
                     raw.flush()
-                    print("%-24s %-9s %6.0f msg/s (%.1fs) client CPU %3.0f%%"
+                    print("%-36s %-9s %6.0f msg/s (%.1fs) client CPU %3.0f%%"
                           " smtpd %.0f us/msg"
                           % (label, "STARTTLS" if tls else "plaintext",
                              rate, secs, 100 * ccpu / secs,
@@ -304,8 +217,8 @@ def table(args, results):
              "| TLS cost | client CPU plain / TLS | smtpd CPU per msg "
              "plain / TLS |",
              "|---|---|---|---|---|---|---|"]
-    for label, reuse in PATTERNS:
-        p, t = results[(reuse, False)], results[(reuse, True)]
+    for label, _, _ in rows(args):
+        p, t = results[(label, False)], results[(label, True)]
         rp, rt = med(p, 0), med(t, 0)
 
         def rng(rows):
@@ -334,11 +247,11 @@ def header(args):
         "* machine: %s CPUs (nproc), %s, Linux %s"
         % (run_text(["nproc"]), cpu, os.uname().release),
         "* smtpd: %s; %s" % (args.smtpd, ssl.OPENSSL_VERSION),
-        "* client: %d sessions (%d processes x %d threads), %d-byte "
-        "bodies, reused sessions send %d messages each; median (min-max) "
-        "of %d run(s)" % (args.sessions, args.procs,
-                          args.sessions // args.procs, args.size,
-                          args.per_session, args.repeat),
+        "* client: %s (smtp-tls-source, one process), %d sessions, "
+        "%d-byte bodies, reused sessions send %d messages each; median "
+        "(min-max) of %d run(s)"
+        % (args.client, args.sessions, args.size, args.per_session,
+           args.repeat),
         "* load average (1 min) at start: %.2f" % os.getloadavg()[0],
         "",
     ]
@@ -346,8 +259,6 @@ def header(args):
 
 def main():
     args = parse_args()
-    if args.worker:
-        return worker(args.port, args.worker)
     os.makedirs(args.out, exist_ok=True)
     os.makedirs(args.workdir, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
@@ -359,7 +270,7 @@ def main():
     finally:
         server.stop()
     foot = ["", "TLS cost = 1 - STARTTLS rate / plaintext rate (medians). "
-            "Client CPU = the workers' CPU seconds / wall seconds (100 %% = "
+            "Client CPU = smtp-tls-source's CPU seconds / wall seconds (100 %% = "
             "one CPU of %s). Load average (1 min) at the end: %.2f; raw "
             "runs in tls-%s.csv" % (run_text(["nproc"]), os.getloadavg()[0],
                                     stamp)]
