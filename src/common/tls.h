@@ -10,8 +10,8 @@
  * Bytes already decrypted inside OpenSSL do not make the fd readable:
  * after a read, callers check tls_pending() before waiting on the fd.
  *
- * OpenSSL keeps its error queue per thread; every call here clears it
- * first and drains it into the connection's last error, so one
+ * OpenSSL keeps its error queue per thread; every call here starts with
+ * it empty and drains it into the connection's last error, so one
  * connection's failure never shows up as another's.
  *
  * OpenSSL writes to sockets with write(): the process must ignore SIGPIPE.
