@@ -200,9 +200,10 @@ def bench(args, server, stamp):
                                 "%.1f" % rate, "%.3f" % ccpu,
                                 "%.3f" % scpu])
                     raw.flush()
-                    print("%-36s %-9s %6.0f msg/s (%.1fs) client CPU %3.0f%%"
-                          " smtpd %.0f us/msg"
-                          % (label, "STARTTLS" if tls else "plaintext",
+                    print("%s %-36s %-9s %6.0f msg/s (%.1fs) client CPU "
+                          "%3.0f%% smtpd %.0f us/msg"
+                          % (time.strftime("%H:%M:%S"), label,
+                             "STARTTLS" if tls else "plaintext",
                              rate, secs, 100 * ccpu / secs,
                              1e6 * scpu / count), file=sys.stderr)
     return results
