@@ -64,7 +64,7 @@ def parse_args():
                         "(RFC 2920); default: both, as separate rows")
     p.add_argument("--sessions", type=int, default=50,
                    help="concurrent sessions (default 50)")
-    p.add_argument("--new-count", type=int, default=1000,
+    p.add_argument("--new-count", type=int, default=2000,
                    help="messages per run, one session per message")
     p.add_argument("--per-session", type=int, default=400,
                    help="messages per session in the reused-session "
