@@ -14,7 +14,7 @@
  *
  * Invariant: a session goes back to poll() only after a read or write
  * returned "would block", so OpenSSL holds no decrypted bytes poll() cannot
- * announce; source_loop() checks SSL_pending() all the same.
+ * announce (no read ahead is set either).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -168,8 +168,8 @@ source_target(struct source_load *ld, const char *arg)
 	ld->target = arg;
 }
 
-/* As make_message() in bench/smtpd_tls.py: 76 'x' + CRLF lines, cut so
- * that the body is exactly body bytes and ends in CRLF. */
+/* Four header lines, a blank line, then lines of 76 'x' + CRLF cut so
+ * that the body is exactly body bytes and ends in CRLF; then ".\r\n". */
 static void
 source_message(struct source_load *ld, size_t body)
 {
@@ -610,23 +610,21 @@ source_loop(struct source_load *ld, struct source_session *ss,
 		source_drive(&ss[i], 0);
 	}
 	while (ld->active > 0) {
-		int pending = 0, r;
+		int r;
 
 		for (i = 0; i < n; i++) {
 			pfd[i].fd = ss[i].fd; /* -1: poll() skips it */
 			pfd[i].events = ss[i].events;
 			pfd[i].revents = 0;
-			if (ss[i].ssl && SSL_pending(ss[i].ssl) > 0)
-				pending = 1;
 		}
-		r = poll(pfd, n, pending ? 0 : SOURCE_IDLE_MS);
+		r = poll(pfd, n, SOURCE_IDLE_MS);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
 			perror("smtp-tls-source: poll");
 			return -1;
 		}
-		if (r == 0 && !pending) {
+		if (r == 0) {
 			fprintf(stderr,
 				"smtp-tls-source: %u sessions got nothing for "
 				"%d s\n",
@@ -634,8 +632,7 @@ source_loop(struct source_load *ld, struct source_session *ss,
 			return -1;
 		}
 		for (i = 0; i < n; i++)
-			if (pfd[i].revents ||
-			    (ss[i].ssl && SSL_pending(ss[i].ssl) > 0))
+			if (pfd[i].revents)
 				source_drive(&ss[i], pfd[i].revents);
 	}
 	return 0;

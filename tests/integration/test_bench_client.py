@@ -31,11 +31,16 @@ def run_client(*args, timeout=60):
                           text=True, timeout=timeout)
 
 
-def wait_tls_sessions(srv, n):
-    """The log is written by smtpd's logger thread: wait for n lines."""
-    wait_until(lambda: len(srv.find_logs("tls.established")) >= n,
-               what=f"{n} tls.established lines")
-    assert len(srv.find_logs("tls.established")) == n
+def assert_sessions(srv, conns, per_conn, tls):
+    """The client's conns connections carried per_conn messages each and
+    tls of them had a handshake. The start-up probe of the fixture is a
+    connection with no message. smtpd's logger thread writes the lines:
+    wait for the closes first."""
+    wait_until(lambda: len(srv.find_logs("conn.close")) >= conns + 1,
+               what=f"{conns + 1} conn.close lines")
+    closes = srv.find_logs("conn.close")
+    assert sorted(c["msgs"] for c in closes) == [0] + [per_conn] * conns
+    assert len(srv.find_logs("tls.established")) == tls
 
 
 def fields(stdout):
@@ -62,10 +67,7 @@ def test_reused_sessions_deliver_what_they_report(smtpd, pki, flags, proto):
         # The body is exactly -l bytes: headers, blank line, 300 bytes.
         body = st.message.split(b"\n\n", 1)[1]
         assert len(body.replace(b"\n", b"\r\n")) == 300
-    if "-T" in flags:
-        wait_tls_sessions(srv, 3)
-    assert len(srv.find_logs("tls.established")) == (3 if "-T" in flags
-                                                     else 0)
+    assert_sessions(srv, 3, 4, 3 if "-T" in flags else 0)
 
 
 def test_new_session_per_message(smtpd, pki):
@@ -74,7 +76,7 @@ def test_new_session_per_message(smtpd, pki):
     assert r.returncode == 0, r.stderr
     assert fields(r.stdout)["messages"] == "6"
     assert len(all_stored(srv.maildir)) == 6
-    wait_tls_sessions(srv, 6)
+    assert_sessions(srv, 6, 1, 6)
 
 
 def test_unexpected_reply_fails_the_run(smtpd, pki):
